@@ -42,8 +42,12 @@ def _install(session: nox.Session, *folders: Path, extra: str = "test", more: tu
 def _pytest(session: nox.Session, name: str, *paths: str) -> None:
     JUNIT.mkdir(parents=True, exist_ok=True)
     session.run(
-        "pytest", "-c", str(ROOT / "pyproject.toml"), f"--junitxml={JUNIT / (name + '.xml')}",
-        *paths, *session.posargs,
+        "pytest",
+        "-c",
+        str(ROOT / "pyproject.toml"),
+        f"--junitxml={JUNIT / (name + '.xml')}",
+        *paths,
+        *session.posargs,
     )
 
 

@@ -104,9 +104,7 @@ def _table_html(caption: str, columns: list[str], rows: list[list[MetricValue]])
 
 
 def _cost_text(m: Measurement) -> str:
-    energy = (
-        f"{m.total_energy_j:.1f} J" if m.total_energy_j is not None else "energy unavailable here"
-    )
+    energy = f"{m.total_energy_j:.1f} J" if m.total_energy_j is not None else "energy unavailable here"
     return f"{m.wall_s:.1f} s wall, {m.cpu_s:.1f} s CPU, {energy}"
 
 
@@ -149,7 +147,9 @@ def write_report(
                 f"{html.escape(outcome.error or '')}</p>"
             )
             if outcome.details:
-                parts.append(f"<details><summary>details</summary><pre>{html.escape(outcome.details)}</pre></details>")
+                parts.append(
+                    f"<details><summary>details</summary><pre>{html.escape(outcome.details)}</pre></details>"
+                )
             entry["error"] = outcome.error
         else:
             parts.append(f"<h2>{html.escape(section.title)}</h2>")
@@ -165,8 +165,9 @@ def write_report(
                 rel = f"figures/{_slug(section.domain)}-{_slug(figure.name)}.png"
                 write_bytes(out / rel, figure.png)
                 figure_files.append(rel)
+                alt = html.escape(figure.caption or figure.name)
                 parts.append(
-                    f"<figure><img src='{html.escape(rel)}' alt='{html.escape(figure.caption or figure.name)}'>"
+                    f"<figure><img src='{html.escape(rel)}' alt='{alt}'>"
                     f"<figcaption>{html.escape(figure.caption)}</figcaption></figure>"
                 )
             entry.update(

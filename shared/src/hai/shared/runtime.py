@@ -9,7 +9,6 @@ random consumer does not shift the numbers another one draws.
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 from typing import TYPE_CHECKING, Any
 
@@ -87,8 +86,7 @@ def seed_everything(seed: int) -> None:
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     random.seed(seed)
-    np.random.seed(seed % 2**32)
-    os.environ["PYTHONHASHSEED"] = str(seed)  # for subprocesses started from here
+    np.random.seed(seed % 2**32)  # noqa: NPY002 - the legacy global RNG is what we are seeding
     torch = optional("torch")
     if torch is not None:
         torch.manual_seed(seed)
