@@ -32,7 +32,7 @@ DISTS = distributions()
 
 
 def _spec(folder: Path, extra: str = "test") -> str:
-    return f"{folder.relative_to(ROOT)}[{extra}]"
+    return f"./{folder.relative_to(ROOT)}[{extra}]"
 
 
 def _install(session: nox.Session, *folders: Path, extra: str = "test", more: tuple[str, ...] = ()) -> None:

@@ -1,4 +1,5 @@
 import random
+import sys
 
 import numpy as np
 import pytest
@@ -75,3 +76,17 @@ def test_torch_streams_are_reproducible():
     g1 = RngStreams(9).torch("init")
     g2 = RngStreams(9).torch("init")
     assert torch.equal(torch.randn(5, generator=g1), torch.randn(5, generator=g2))
+
+
+def test_without_torch_the_core_still_works_and_says_what_to_install(monkeypatch):
+    from hai.shared import MissingPackageError
+    from hai.shared.info import collect_info, format_info
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch now raises ImportError
+    with pytest.raises(MissingPackageError, match=r"hai-shared\[torch\]"):
+        resolve_device("cpu")
+    assert available_devices() == ["cpu"]
+    info = collect_info()
+    assert info.torch is None
+    assert "torch:    not installed" in format_info(info)
+    seed_everything(1)  # seeds python and numpy without torch
