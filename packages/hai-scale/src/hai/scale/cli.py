@@ -1,0 +1,210 @@
+"""``hai scale ...``: forward-gradient training and approximation quality from the command line.
+
+Thin: each handler parses, calls the public API and prints (``--json`` for machines).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from hai.shared import InputError
+from hai.shared.cli import print_json
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise InputError(f"expected comma-separated integers such as 1,4,16, got {text!r}") from exc
+
+
+def _str_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _add_tangent_options(p: argparse.ArgumentParser) -> None:
+    from hai.scale.forward_grad import DISTRIBUTIONS, SCOPES
+
+    p.add_argument("--distribution", default="normal", choices=DISTRIBUTIONS, help="tangent distribution")
+    p.add_argument(
+        "--scope",
+        default="global",
+        choices=SCOPES,
+        help="draw tangents over the whole parameter vector or per parameter tensor",
+    )
+    p.add_argument("--scale-correction", action="store_true", help="apply the published scaling correction")
+
+
+def _cmd_fg_train(args: argparse.Namespace) -> int:
+    from hai.scale.data import load_classification
+    from hai.scale.forward_grad import ForwardGradientClassifier
+
+    data = load_classification(args.data, seed=args.seed)
+    clf = ForwardGradientClassifier(
+        gradient="backprop" if args.backprop else "forward",
+        tangents=args.tangents,
+        aggregation=args.aggregation,
+        distribution=args.distribution,
+        scope=args.scope,
+        scale=args.scale_correction,
+        architecture=args.model,
+        hidden=args.hidden,
+        image_shape=data.image_shape,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        device=args.device,
+    )
+    clf.fit(data.x_train, data.y_train, validation=(data.x_test, data.y_test))
+    last = clf.history_[-1]
+    result: dict[str, Any] = {
+        "data": data.name,
+        "model": args.model,
+        "gradient": clf.gradient,
+        "tangents": args.tangents if clf.gradient == "forward" else None,
+        "aggregation": args.aggregation if clf.gradient == "forward" else None,
+        "n_parameters": clf.n_parameters_,
+        "epochs": args.epochs,
+        "steps": clf.n_steps_,
+        "loss": clf.loss_,
+        "train_accuracy": clf.train_accuracy_,
+        "test_loss": last.test_loss,
+        "accuracy": last.test_accuracy,
+        "wall_s": clf.fit_cost_.wall_s,
+        "energy_j": clf.fit_cost_.total_energy_j,
+        "history": [h.to_dict() for h in clf.history_],
+    }
+    if args.json:
+        print_json(result)
+        return 0
+    method = (
+        "backprop"
+        if clf.gradient == "backprop"
+        else f"forward gradient, k={args.tangents}, {args.aggregation}"
+    )
+    print(f"{data.name}: {args.model} with {clf.n_parameters_} parameters, {method}")
+    print(f"{'epoch':>5} {'train loss':>11} {'test loss':>10} {'test acc':>9}")
+    for h in clf.history_:
+        print(
+            f"{h.epoch:>5} {h.train_loss:>11.4f} {h.test_loss or 0.0:>10.4f} {h.test_accuracy or 0.0:>9.3f}"
+        )
+    print(
+        f"final: loss {clf.loss_:.4f} (train), accuracy {last.test_accuracy or 0.0:.3f} (test), "
+        f"{clf.fit_cost_.wall_s:.1f} s"
+    )
+    return 0
+
+
+def _cmd_fg_quality(args: argparse.Namespace) -> int:
+    import torch
+    from torch import nn
+
+    from hai.scale.data import load_classification
+    from hai.scale.forward_grad import approximation_quality
+    from hai.scale.models import mlp, small_cnn
+    from hai.shared import RngStreams, resolve_device
+
+    if args.samples < 1:
+        raise InputError(f"--samples must be at least 1, got {args.samples}")
+    data = load_classification(args.data, seed=args.seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RngStreams(args.seed).entropy("fg-quality-init") & 0x7FFF_FFFF)
+        if args.model == "cnn":
+            if data.image_shape is None:
+                raise InputError("the CNN needs image data", hint="use --data digits, or --model mlp")
+            model = small_cnn(data.n_classes, data.image_shape)
+        else:
+            model = mlp(data.n_features, data.n_classes, args.hidden)
+    device = resolve_device(args.device)
+    model = model.to(device).eval()
+    x, y = data.x_train[: args.samples].to(device), data.y_train[: args.samples].to(device)
+    result = approximation_quality(
+        model,
+        nn.CrossEntropyLoss(),
+        x,
+        y,
+        tangents=_int_list(args.tangents),
+        aggregations=_str_list(args.aggregations),
+        distribution=args.distribution,
+        scope=args.scope,
+        scale=args.scale_correction,
+        repeats=args.repeats,
+        seed=args.seed,
+    )
+    paths = result.save(args.out)
+    if args.json:
+        print_json({**result.to_dict(), "files": {k: str(v) for k, v in paths.items()}})
+        return 0
+    print(
+        f"{data.name}: {args.model} with {result.n_parameters} parameters, |∇f| = {result.gradient_norm:.4g}"
+    )
+    print(f"{'aggregation':<11} {'k':>5} {'cosine':>14} {'|est|/|∇f|':>18}")
+    for r in result.rows:
+        print(
+            f"{r.aggregation:<11} {r.tangents:>5} {r.cosine_mean:>7.3f} ± {r.cosine_std:<5.3f}"
+            f" {r.norm_ratio_mean:>9.3g} ± {r.norm_ratio_std:<7.3g}"
+        )
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    """Add the ``hai scale`` subcommands to ``parser``."""
+    from hai.scale.data import DATASETS
+    from hai.scale.forward_grad import AGGREGATIONS
+
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    train = sub.add_parser(
+        "fg-train",
+        help="train a classifier with forward gradients (no backward pass)",
+        description="Train an MLP or small CNN on synthetic data or the 8x8 digits with forward gradients.",
+    )
+    train.add_argument("--data", default="synthetic", choices=DATASETS, help="data set (default synthetic)")
+    train.add_argument(
+        "--model", default="mlp", choices=("mlp", "cnn"), help="network (cnn needs --data digits)"
+    )
+    train.add_argument("--hidden", type=_int_list, default=[64], help="MLP hidden widths, e.g. 64,64")
+    train.add_argument("--tangents", "-k", type=int, default=16, help="tangents per step (default 16)")
+    train.add_argument("--aggregation", default="projection", choices=AGGREGATIONS, help="default projection")
+    _add_tangent_options(train)
+    train.add_argument("--backprop", action="store_true", help="train with backprop instead (the anchor)")
+    train.add_argument("--optimizer", default="adam", choices=("adam", "sgd"), help="default adam")
+    train.add_argument("--lr", type=float, default=1e-2, help="learning rate (default 0.01)")
+    train.add_argument("--epochs", type=int, default=10, help="passes over the training data (default 10)")
+    train.add_argument("--batch-size", type=int, default=64, help="default 64")
+    train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    train.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
+    train.add_argument("--json", action="store_true", help="print the final metrics as one JSON object")
+    train.set_defaults(handler=_cmd_fg_train, _parser=train)
+
+    quality = sub.add_parser(
+        "fg-quality",
+        help="cosine similarity and norm ratio of forward gradients against backprop, as k grows",
+        description="Compare forward-gradient estimates with the true gradient of a freshly initialised "
+        "model on one batch; write CSV, JSON and a PNG figure.",
+    )
+    quality.add_argument("--out", default="fg-quality", help="output folder (default ./fg-quality)")
+    quality.add_argument("--data", default="synthetic", choices=DATASETS, help="data set (default synthetic)")
+    quality.add_argument(
+        "--model", default="mlp", choices=("mlp", "cnn"), help="network (cnn needs --data digits)"
+    )
+    quality.add_argument("--hidden", type=_int_list, default=[64], help="MLP hidden widths, e.g. 64,64")
+    quality.add_argument(
+        "--tangents", default="1,2,4,8,16,32,64", help="comma-separated k values (default 1,2,4,8,16,32,64)"
+    )
+    quality.add_argument(
+        "--aggregations", default="projection,mean", help="comma-separated (default projection,mean)"
+    )
+    _add_tangent_options(quality)
+    quality.add_argument("--repeats", type=int, default=10, help="tangent draws per k (default 10)")
+    quality.add_argument(
+        "--samples", type=int, default=256, help="training samples in the batch (default 256)"
+    )
+    quality.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    quality.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
+    quality.add_argument("--json", action="store_true", help="print the table as one JSON object")
+    quality.set_defaults(handler=_cmd_fg_quality, _parser=quality)

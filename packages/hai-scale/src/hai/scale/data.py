@@ -1,0 +1,138 @@
+"""Small classification data sets for trying training methods: synthetic blobs and the 8x8 digits.
+
+Nothing is downloaded: the synthetic set is generated from a seed, and the digits (1,797 images
+of 8x8 pixels, 10 classes) ship inside scikit-learn, the optional extra ``hai-scale[digits]``.
+Features are standardised with the training split's mean and standard deviation.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from hai.shared import InputError, MissingPackageError, RngStreams
+
+DATASETS: tuple[str, ...] = ("synthetic", "digits")
+
+
+@dataclass
+class ClassificationData:
+    """Train and test splits: float features (N, d) and integer labels (N,) in 0…n_classes-1.
+
+    ``image_shape`` is (height, width) when the features are the pixels of an image, else None.
+    """
+
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    n_classes: int
+    image_shape: tuple[int, int] | None = None
+
+    @property
+    def n_features(self) -> int:
+        return int(self.x_train.shape[1])
+
+
+def _check_fraction(test_fraction: float) -> None:
+    if not 0.0 < test_fraction < 1.0:
+        raise InputError(f"test_fraction must be between 0 and 1 (exclusive), got {test_fraction}")
+
+
+def _split(
+    name: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    n_classes: int,
+    *,
+    test_fraction: float,
+    seed: int,
+    dtype: torch.dtype,
+    image_shape: tuple[int, int] | None = None,
+) -> ClassificationData:
+    order = RngStreams(seed).numpy(f"{name}-split").permutation(len(x))
+    n_test = max(1, round(test_fraction * len(x)))
+    test, train = order[:n_test], order[n_test:]
+    mean = x[train].mean(axis=0)
+    std = x[train].std(axis=0)
+    std[std == 0] = 1.0
+    xs = (x - mean) / std
+    return ClassificationData(
+        name=name,
+        x_train=torch.as_tensor(xs[train], dtype=dtype),
+        y_train=torch.as_tensor(y[train], dtype=torch.long),
+        x_test=torch.as_tensor(xs[test], dtype=dtype),
+        y_test=torch.as_tensor(y[test], dtype=torch.long),
+        n_classes=n_classes,
+        image_shape=image_shape,
+    )
+
+
+def synthetic_classification(
+    n_samples: int = 1200,
+    n_features: int = 16,
+    n_classes: int = 4,
+    *,
+    test_fraction: float = 0.25,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+) -> ClassificationData:
+    """Gaussian clusters, two per class, so that the classes are not linearly separable.
+
+    >>> data = synthetic_classification(200, n_features=5, n_classes=3, seed=1)
+    >>> tuple(data.x_train.shape), data.n_classes, sorted(set(data.y_train.tolist()))
+    ((150, 5), 3, [0, 1, 2])
+    """
+    if n_samples < 2 * n_classes or n_features < 1 or n_classes < 2:
+        raise InputError(
+            f"need n_classes ≥ 2, n_features ≥ 1 and n_samples ≥ 2·n_classes, got "
+            f"n_samples={n_samples}, n_features={n_features}, n_classes={n_classes}"
+        )
+    _check_fraction(test_fraction)
+    rng = RngStreams(seed).numpy("synthetic-classification")
+    centres = rng.normal(scale=1.6, size=(2 * n_classes, n_features))
+    cluster = rng.integers(0, 2 * n_classes, size=n_samples)
+    cluster[: 2 * n_classes] = np.arange(2 * n_classes)  # every cluster (and class) appears
+    x = centres[cluster] + rng.normal(size=(n_samples, n_features))
+    y = cluster % n_classes
+    return _split("synthetic", x, y, n_classes, test_fraction=test_fraction, seed=seed, dtype=dtype)
+
+
+def digits_classification(
+    *, test_fraction: float = 0.25, seed: int = 0, dtype: torch.dtype = torch.float32
+) -> ClassificationData:
+    """scikit-learn's 8x8 handwritten digits (1,797 images, 10 classes), split and standardised.
+
+    Needs scikit-learn: ``pip install 'hai-scale[digits]'``.
+    """
+    _check_fraction(test_fraction)
+    try:
+        datasets = importlib.import_module("sklearn.datasets")
+    except ImportError as exc:
+        raise MissingPackageError(
+            "the digits data set comes with scikit-learn, which is not installed",
+            hint="pip install 'hai-scale[digits]', or use the synthetic data",
+        ) from exc
+    bunch = datasets.load_digits()
+    x = np.asarray(bunch.data, dtype=np.float64)
+    y = np.asarray(bunch.target, dtype=np.int64)
+    return _split("digits", x, y, 10, test_fraction=test_fraction, seed=seed, dtype=dtype, image_shape=(8, 8))
+
+
+def load_classification(
+    name: str, *, seed: int = 0, dtype: torch.dtype = torch.float32
+) -> ClassificationData:
+    """The data set called ``name`` ("synthetic" or "digits") with its default size.
+
+    >>> load_classification("synthetic").n_features
+    16
+    """
+    if name == "synthetic":
+        return synthetic_classification(seed=seed, dtype=dtype)
+    if name == "digits":
+        return digits_classification(seed=seed, dtype=dtype)
+    raise InputError(f"unknown data set {name!r}", hint=f"use one of {', '.join(DATASETS)}")

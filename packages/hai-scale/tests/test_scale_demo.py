@@ -1,0 +1,51 @@
+"""The demo end to end, and the examples in the docstrings."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+from pathlib import Path
+
+import pytest
+
+from hai.shared import DemoContext, Section
+
+MODULES = [
+    "hai.scale",
+    "hai.scale.data",
+    "hai.scale.models",
+    "hai.scale.forward_grad",
+    "hai.scale.forward_grad.aggregation",
+    "hai.scale.forward_grad.directional",
+    "hai.scale.forward_grad.estimator",
+    "hai.scale.forward_grad.quality",
+    "hai.scale.forward_grad.tangents",
+    "hai.scale.forward_grad.training",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name: str) -> None:
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0
+
+
+@pytest.mark.slow
+def test_demo_runs_and_reports_real_numbers(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from hai.scale.demo import run
+
+    section = run(DemoContext(workdir=tmp_path, seed=0, device="cpu"))
+    assert isinstance(section, Section)
+    assert section.domain == "scale"
+    m = section.metrics
+    n = m["quality_n_parameters"]
+    assert isinstance(m["projection_k_equals_n_max_abs_error"], float)
+    assert m["projection_k_equals_n_max_abs_error"] < 1e-10
+    assert m[f"projection_cosine_k{n}"] == pytest.approx(1.0, abs=1e-12)
+    cos = [m[f"projection_cosine_k{k}"] for k in (1, 4, 16, 64)]
+    assert cos == sorted(cos)
+    assert m["test_accuracy_backprop"] > 0.8  # type: ignore[operator]
+    assert len(section.figures) == 2
+    assert all(f.png[:4] == b"\x89PNG" for f in section.figures)
+    assert len(section.tables) == 2
