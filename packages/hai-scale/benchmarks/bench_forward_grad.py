@@ -247,11 +247,23 @@ def main(argv: list[str] | None = None) -> int:
             f"{_fmt_ratio(r['memory_ratio']):>6} {r['cosine']:>7.3f}"
         )
     print(f"\ntraining the MLP (hidden 64) on {data.name}, Adam lr 0.01, batch 64, {args.epochs} epochs")
-    print(f"{'method':<20} {'params':>7} {'final train loss':>17} {'test accuracy':>14} {'wall s':>7}")
+    labels = list(curves)
+    print(f"{'epoch':>5} " + " ".join(f"{label + ' loss/acc':>26}" for label in labels))
+    for i in range(args.epochs):
+        cells = []
+        for label in labels:
+            h = curves[label]["history"][i]
+            cells.append(f"{h['train_loss']:>19.4f} / {h['test_accuracy']:.3f}")
+        print(f"{i + 1:>5} " + " ".join(cells))
+    print(
+        f"{'method':<20} {'params':>7} {'final train loss':>17} {'test accuracy':>14} "
+        f"{'wall s':>7} {'x bp':>6}"
+    )
+    bp_wall = curves["backprop"]["wall_s"]
     for label, run in curves.items():
         print(
             f"{label:<20} {run['n_parameters']:>7} {run['final_train_loss']:>17.4f} "
-            f"{run['final_test_accuracy']:>14.3f} {run['wall_s']:>7.2f}"
+            f"{run['final_test_accuracy']:>14.3f} {run['wall_s']:>7.2f} {run['wall_s'] / bp_wall:>6.2f}"
         )
     out = Path(args.out)
     path = write_json(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import doctest
 import importlib
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -32,7 +33,6 @@ def test_docstring_examples(name: str) -> None:
 
 @pytest.mark.slow
 def test_demo_runs_and_reports_real_numbers(tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib")
     from hai.scale.demo import run
 
     section = run(DemoContext(workdir=tmp_path, seed=0, device="cpu"))
@@ -46,6 +46,10 @@ def test_demo_runs_and_reports_real_numbers(tmp_path: Path) -> None:
     cos = [m[f"projection_cosine_k{k}"] for k in (1, 4, 16, 64)]
     assert cos == sorted(cos)
     assert m["test_accuracy_backprop"] > 0.8  # type: ignore[operator]
-    assert len(section.figures) == 2
-    assert all(f.png[:4] == b"\x89PNG" for f in section.figures)
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert len(section.figures) == 2
+        assert all(f.png[:4] == b"\x89PNG" for f in section.figures)
+    else:
+        assert section.figures == []
+        assert "matplotlib is not installed" in section.summary
     assert len(section.tables) == 2

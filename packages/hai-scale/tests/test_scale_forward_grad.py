@@ -12,7 +12,9 @@ from hai.scale.forward_grad import (
     directional_derivatives,
     flatten_tangents,
     forward_gradient,
+    sample_tangent_matrix,
     sample_tangents,
+    split_tangents,
     true_gradient,
 )
 from hai.shared import InputError
@@ -30,14 +32,14 @@ def batch(seed: int = 0, n: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.randn(n, 5, generator=g, dtype=F64), torch.randint(0, 3, (n,), generator=g)
 
 
-def cnn_bn_dropout() -> nn.Module:
+def cnn_bn_dropout(p: float) -> nn.Module:
     torch.manual_seed(1)
     return nn.Sequential(
         nn.Conv2d(1, 3, 3, padding=1),
         nn.BatchNorm2d(3),
         nn.ReLU(),
         nn.Flatten(),
-        nn.Dropout(0.3),
+        nn.Dropout(p),
         nn.Linear(3 * 16, 4),
     ).to(F64)
 
@@ -56,23 +58,40 @@ def test_directional_derivatives_equal_gradient_dot_tangent() -> None:
     assert all(p.grad is None for p in model.parameters())  # no backward pass happened
 
 
-def test_batchnorm_and_dropout_match_backprop_and_update_statistics_once() -> None:
-    model, reference = cnn_bn_dropout(), cnn_bn_dropout()
+def test_batchnorm_matches_backprop_and_updates_statistics_once() -> None:
+    model, reference = cnn_bn_dropout(p=0.0), cnn_bn_dropout(p=0.0)
     model.train()
     reference.train()
     g = torch.Generator().manual_seed(2)
     x, y = torch.randn(16, 1, 4, 4, generator=g, dtype=F64), torch.randint(0, 4, (16,), generator=g)
     loss_fn = nn.CrossEntropyLoss()
     v = sample_tangents([p.shape for p in model.parameters()], 5, generator=g, dtype=F64)
-    torch.manual_seed(123)  # the same dropout mask for the forward-mode pass and for backprop
     out = directional_derivatives(model, loss_fn, x, y, v)
-    torch.manual_seed(123)
     grad = true_gradient(reference, loss_fn, x, y)
     assert torch.allclose(out.derivatives, flatten_tangents(v) @ grad, rtol=0, atol=1e-12)
     bn, bn_ref = model[1], reference[1]
     assert int(bn.num_batches_tracked) == int(bn_ref.num_batches_tracked) == 1
     assert torch.allclose(bn.running_mean, bn_ref.running_mean, atol=1e-15)
     assert torch.allclose(bn.running_var, bn_ref.running_var, atol=1e-15)
+
+
+def test_dropout_mask_is_shared_by_all_tangents_of_a_step() -> None:
+    """Directional derivatives are linear in the tangent only if every tangent sees the same mask."""
+    model = cnn_bn_dropout(p=0.5).train()
+    g = torch.Generator().manual_seed(3)
+    x, y = torch.randn(16, 1, 4, 4, generator=g, dtype=F64), torch.randint(0, 4, (16,), generator=g)
+    shapes = [p.shape for p in model.parameters()]
+    base = sample_tangent_matrix(shapes, 6, generator=g, dtype=F64)
+    tangents = torch.cat([base, base[:3] + 2 * base[3:6]])  # rows 6-8 are combinations of rows 0-5
+    for _ in range(3):
+        d = directional_derivatives(
+            model, nn.CrossEntropyLoss(), x, y, split_tangents(tangents, shapes)
+        ).derivatives
+        assert float((d[6:] - (d[:3] + 2 * d[3:6])).abs().max()) < 1e-12
+    # and the masks change from step to step (dropout is really on)
+    a = directional_derivatives(model, nn.CrossEntropyLoss(), x, y, split_tangents(base, shapes)).loss
+    b = directional_derivatives(model, nn.CrossEntropyLoss(), x, y, split_tangents(base, shapes)).loss
+    assert float(a) != float(b)
 
 
 def test_frozen_parameters_are_left_out() -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import itertools
 import json
 import math
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,7 @@ import torch
 from torch import nn
 
 from hai.scale.forward_grad import approximation_quality, chi_mean, cosine_similarity, norm_ratio
-from hai.shared import InputError
+from hai.shared import InputError, MissingPackageError
 
 F64 = torch.float64
 
@@ -87,6 +89,7 @@ def test_buffers_are_restored() -> None:
 
 
 def test_save_writes_csv_json_and_png(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
     model, x, y = setup()
     res = approximation_quality(model, nn.CrossEntropyLoss(), x, y, tangents=[1, 8], repeats=2)
     paths = res.save(tmp_path / "out")
@@ -103,6 +106,26 @@ def test_save_writes_csv_json_and_png(tmp_path: Path) -> None:
     assert data["n_parameters"] == 99
     assert len(data["rows"]) == 4
     assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_save_without_matplotlib(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model, x, y = setup()
+    res = approximation_quality(model, nn.CrossEntropyLoss(), x, y, tangents=[2], repeats=1)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "matplotlib" else real_find_spec(name, *a),
+    )
+    paths = res.save(tmp_path / "a")
+    assert set(paths) == {"csv", "json"}
+    assert not (tmp_path / "a" / "fg_quality.png").exists()
+    with pytest.raises(MissingPackageError, match=r"hai-scale\[demo\]"):
+        res.save(tmp_path / "b", figure=True)
+    assert not (tmp_path / "b").exists()  # failed before writing anything
+    assert set(res.save(tmp_path / "c", figure=False)) == {"csv", "json"}
 
 
 def test_bad_arguments() -> None:

@@ -7,7 +7,13 @@ import math
 import pytest
 import torch
 
-from hai.scale.forward_grad import expected_squared_norm, flatten_tangents, sample_tangents
+from hai.scale.forward_grad import (
+    expected_squared_norm,
+    flatten_tangents,
+    sample_tangent_matrix,
+    sample_tangents,
+    split_tangents,
+)
 from hai.shared import InputError
 
 SHAPES = [(4, 3), (4,), (2, 2, 3)]  # 12 + 4 + 12 = 28 entries in 3 tensors
@@ -129,3 +135,16 @@ def test_unknown_distribution_and_scope_are_input_errors() -> None:
         sample_tangents(SHAPES, 2, scope="layer")
     with pytest.raises(InputError, match="empty"):
         sample_tangents([], 2)
+
+
+@pytest.mark.parametrize("scope", ["global", "per_tensor"])
+def test_tangent_matrix_and_its_views_agree(scope: str) -> None:
+    matrix = sample_tangent_matrix(SHAPES, 3, distribution="orthonormal", scope=scope, generator=gen(5))
+    parts = sample_tangents(SHAPES, 3, distribution="orthonormal", scope=scope, generator=gen(5))
+    assert torch.equal(flatten_tangents(parts), matrix)
+    views = split_tangents(matrix, SHAPES)
+    assert all(v.data_ptr() >= matrix.data_ptr() for v in views)  # views, not copies
+    views[0].zero_()
+    assert float(matrix[:, :12].abs().sum()) == 0.0
+    with pytest.raises(InputError, match="must be"):
+        split_tangents(matrix[:, :5], SHAPES)

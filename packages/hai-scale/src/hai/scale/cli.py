@@ -6,6 +6,7 @@ Thin: each handler parses, calls the public API and prints (``--json`` for machi
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from hai.shared import InputError
@@ -41,6 +42,8 @@ def _cmd_fg_train(args: argparse.Namespace) -> int:
     from hai.scale.forward_grad import ForwardGradientClassifier
 
     data = load_classification(args.data, seed=args.seed)
+    if args.model == "cnn" and data.image_shape is None:
+        raise InputError("the CNN needs image data", hint="use --data digits, or --model mlp")
     clf = ForwardGradientClassifier(
         gradient="backprop" if args.backprop else "forward",
         tangents=args.tangents,
@@ -135,6 +138,11 @@ def _cmd_fg_quality(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     paths = result.save(args.out)
+    if "png" not in paths:
+        print(
+            "note: no PNG written, matplotlib is not installed (pip install 'hai-scale[demo]')",
+            file=sys.stderr,
+        )
     if args.json:
         print_json({**result.to_dict(), "files": {k: str(v) for k, v in paths.items()}})
         return 0

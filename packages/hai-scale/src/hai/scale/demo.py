@@ -8,6 +8,7 @@ without scikit-learn). About 11 s on 2 CPU cores.
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 import torch
@@ -88,16 +89,19 @@ def run(context: DemoContext) -> Section:
     for clf in curves.values():
         clf.fit(train.x_train, train.y_train, validation=(train.x_test, train.y_test))
 
-    quality_fig = quality.figure()
-    training_fig = _training_figure(curves)
-    figures = [
-        Figure.from_matplotlib(
-            quality_fig,
-            "fg-quality",
-            f"Cosine and norm ratio against the backprop gradient, MLP with n = {n}",
-        ),
-        Figure.from_matplotlib(training_fig, "fg-training", f"MLP on the {train.name} data, Adam, lr 0.01"),
-    ]
+    figures: list[Figure] = []
+    has_matplotlib = importlib.util.find_spec("matplotlib") is not None
+    if has_matplotlib:  # the demo extra installs it; without it the section has no figures
+        figures = [
+            Figure.from_matplotlib(
+                quality.figure(),
+                "fg-quality",
+                f"Cosine and norm ratio against the backprop gradient, MLP with n = {n}",
+            ),
+            Figure.from_matplotlib(
+                _training_figure(curves), "fg-training", f"MLP on the {train.name} data, Adam, lr 0.01"
+            ),
+        ]
     n_train = next(iter(curves.values())).n_parameters_
     metrics: dict[str, float | int | str | bool | None] = {
         "quality_n_parameters": n,
@@ -144,6 +148,11 @@ def run(context: DemoContext) -> Section:
             "with no backward pass. The orthogonal projection onto the tangents' span is exact at k = n "
             f"(max error {exact_error:.1e} in float64); for k ≪ n its direction is as good as the mean's, "
             "with a length near √(k/n)·|∇f| instead of the mean's much larger one."
+            + (
+                ""
+                if has_matplotlib
+                else " (No figures: matplotlib is not installed; pip install 'hai-scale[demo]'.)"
+            )
         ),
         metrics=metrics,
         figures=figures,

@@ -5,6 +5,8 @@ The loss is written as a pure function of the trainable parameters with
 one tangent, and ``torch.func.vmap`` runs all k tangents in one vectorised pass (the primal
 forward computation is shared, only the tangent computation is batched). Dropout sees the same
 random mask for every tangent (``randomness="same"``), so all k derivatives are of one function.
+That mask is drawn from torch's global generator, but not necessarily as a plain forward pass
+would draw it (on CUDA it differs), so do not expect a backprop pass with the same seed to see it.
 
 Buffers (BatchNorm running statistics) are cloned inside the transformed function, which may
 then update them; the updated values come back once and are copied into the module, so a

@@ -14,6 +14,7 @@ restored after the measurement.
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import os
 from collections.abc import Sequence
@@ -163,17 +164,28 @@ class QualityResult:
         fig.tight_layout()
         return fig
 
-    def save(self, out_dir: str | os.PathLike[str], *, stem: str = "fg_quality") -> dict[str, Path]:
-        """Write ``<stem>.csv``, ``<stem>.json`` and ``<stem>.png`` to ``out_dir``; return their paths."""
+    def save(
+        self, out_dir: str | os.PathLike[str], *, stem: str = "fg_quality", figure: bool | None = None
+    ) -> dict[str, Path]:
+        """Write ``<stem>.csv``, ``<stem>.json`` and ``<stem>.png`` to ``out_dir``; return their paths.
+
+        The PNG needs matplotlib (``hai-scale[demo]``): with ``figure=None`` it is written when
+        matplotlib is installed and left out (no "png" key) otherwise; ``figure=True`` raises
+        MissingPackageError without matplotlib, ``figure=False`` never draws.
+        """
+        if figure is None:
+            figure = importlib.util.find_spec("matplotlib") is not None
         out = Path(out_dir)
+        fig = self.figure() if figure else None  # before writing anything: fail early
         paths = {
             "csv": write_text(out / f"{stem}.csv", self.to_csv()),
             "json": write_json(out / f"{stem}.json", self.to_dict()),
         }
-        png = out / f"{stem}.png"
-        with atomic_write(png, "wb") as fh:
-            self.figure().savefig(fh, format="png", dpi=110, bbox_inches="tight")
-        paths["png"] = png
+        if fig is not None:
+            png = out / f"{stem}.png"
+            with atomic_write(png, "wb") as fh:
+                fig.savefig(fh, format="png", dpi=110, bbox_inches="tight")
+            paths["png"] = png
         return paths
 
 
