@@ -71,8 +71,14 @@ def toy_site(tmp_path_factory) -> Path:
     return site
 
 
+def with_site(site: Path) -> dict[str, str]:
+    """The environment with ``site`` put in front of any PYTHONPATH already set."""
+    paths = [str(site), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+
+
 def run_hai(site: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(site), "HAI_QUIET": "1"}
+    env = {**with_site(site), "HAI_QUIET": "1"}
     env.pop("HAI_DEBUG", None)
     return subprocess.run(
         [sys.executable, "-m", "hai.shared", *args],
@@ -87,8 +93,9 @@ def run_hai(site: Path, *args: str, cwd: Path | None = None) -> subprocess.Compl
 
 def test_two_distributions_share_the_hai_namespace(toy_site: Path):
     code = "import hai, hai.shared, hai.toy; print(hai.toy.VALUE); print(len(list(hai.__path__)))"
-    env = {**os.environ, "PYTHONPATH": str(toy_site)}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=with_site(toy_site), capture_output=True, text=True, check=True
+    )
     value, paths = out.stdout.splitlines()
     assert value == "from hai-toy"
     assert int(paths) >= 2  # hai is a namespace spread over two folders
