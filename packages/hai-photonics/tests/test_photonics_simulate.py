@@ -6,13 +6,12 @@ import math
 
 import numpy as np
 import pytest
+import tmm  # the reference implementation; the test extra installs it
 import torch
 
 from hai.photonics import OPTOGPT, OPTOLLAMA, SimulationConfig, Vocabulary, nk, simulate, simulate_ids
 from hai.photonics.dataset import random_stacks
 from hai.shared import InputError
-
-tmm = pytest.importorskip("tmm")
 
 
 def test_presets() -> None:

@@ -6,12 +6,11 @@ import math
 
 import numpy as np
 import pytest
+import tmm  # the reference implementation; the test extra installs it
 import torch
 
 from hai.photonics.tmm import coherent, incoherent
 from hai.shared import InputError
-
-tmm = pytest.importorskip("tmm")  # the test extra installs it
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
