@@ -1,0 +1,158 @@
+"""Rolling-origin backtests: fit on the first part, forecast from every cycle of the test part.
+
+``backtest(model, y, test_fraction=0.2)`` fits ``model`` on the series before the test part
+(unless ``fit=False``), then forecasts from each whole-cycle origin inside the test part (every
+``step_cycles`` cycles) with all data before the origin as history, and scores the forecasts
+against the truth: MAE, RMSE, MAPE, MASE (against seasonal naive on the same windows), NSE and
+relative peak error, with the training and inference cost from :func:`hai.shared.measure`.
+
+>>> from hai.forecast import SeasonalNaive, synthetic_cyclic
+>>> result = backtest(SeasonalNaive(), synthetic_cyclic(n_cycles=30), test_fraction=0.2)
+>>> result.n_origins, result.metrics["mase"]
+(6, 1.0)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd  # type: ignore[import-untyped]
+
+from hai.forecast.base import Forecaster
+from hai.forecast.baselines import SeasonalNaive
+from hai.forecast.data import as_frame
+from hai.forecast.metrics import evaluate
+from hai.forecast.neural import NeuralForecaster
+from hai.shared import InputError, Measurement, measure
+
+
+@dataclass
+class BacktestResult:
+    """Scores and forecasts of a backtest; arrays have shape ``(origins, horizon, columns)``."""
+
+    model: str
+    metrics: dict[str, float]
+    origins: pd.DatetimeIndex  # first forecast timestamp of each window
+    truth: np.ndarray
+    forecast: np.ndarray
+    reference: np.ndarray  # seasonal naive, the MASE scale
+    baseline: np.ndarray | None  # the model's own baseline (ReCycle), else None
+    columns: list[str]
+    freq: pd.Timedelta
+    fit_cost: Measurement | None
+    predict_cost: Measurement
+    n_train_steps: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_origins(self) -> int:
+        return len(self.origins)
+
+    def window(self, i: int = -1, column: int = 0) -> pd.DataFrame:
+        """Truth, forecast, seasonal naive (and baseline) of window ``i`` as a DataFrame."""
+        index = pd.date_range(self.origins[i], periods=self.truth.shape[1], freq=self.freq)
+        data = {
+            "truth": self.truth[i, :, column],
+            "forecast": self.forecast[i, :, column],
+            "seasonal_naive": self.reference[i, :, column],
+        }
+        if self.baseline is not None:
+            data["baseline"] = self.baseline[i, :, column]
+        return pd.DataFrame(data, index=index)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (metrics, costs, sizes; no arrays)."""
+        return {
+            "model": self.model,
+            "metrics": dict(self.metrics),
+            "n_origins": self.n_origins,
+            "first_origin": str(self.origins[0]),
+            "last_origin": str(self.origins[-1]),
+            "horizon": int(self.truth.shape[1]),
+            "columns": list(self.columns),
+            "n_train_steps": self.n_train_steps,
+            "fit": None if self.fit_cost is None else self.fit_cost.to_dict(),
+            "predict": self.predict_cost.to_dict(),
+            **self.extra,
+        }
+
+
+def backtest(
+    model: Forecaster,
+    y: Any,
+    *,
+    test_fraction: float = 0.2,
+    step_cycles: int = 1,
+    fit: bool = True,
+) -> BacktestResult:
+    """Fit ``model`` on the first ``1 − test_fraction`` of ``y`` and score rolling-origin forecasts.
+
+    The split falls on a whole cycle; origins are every ``step_cycles`` cycles from the split
+    while a full horizon of truth remains. With ``fit=False`` the model must be fitted already
+    (and should not have seen the test part).
+    """
+    if not isinstance(model, Forecaster):
+        raise InputError(f"expected a hai.forecast model, got {type(model).__name__}")
+    if not 0.0 < test_fraction < 1.0:
+        raise InputError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    if not isinstance(step_cycles, int) or step_cycles < 1:
+        raise InputError(f"step_cycles must be a positive integer, got {step_cycles!r}")
+    frame = as_frame(y, fill=model.fill)  # type: ignore[arg-type]
+    L = int(model.cycle_length)
+    frame = frame.iloc[len(frame) % L :]
+    n_cycles = len(frame) // L
+    n_test = max(1, round(n_cycles * test_fraction))
+    split = (n_cycles - n_test) * L
+    train_input: Any = frame.iloc[:split]
+    if isinstance(y, pd.Series):
+        train_input = train_input.iloc[:, 0].rename(y.name)
+        full_input: Any = frame.iloc[:, 0].rename(y.name)
+    else:
+        full_input = frame
+    fit_cost = None
+    if fit:
+        model.fit(train_input)
+        fit_cost = model.fit_cost_
+    origins = np.arange(split, len(frame) - model.horizon + 1, step_cycles * L)
+    if len(origins) == 0:
+        raise InputError(
+            f"the test part ({n_test} cycles) is shorter than the horizon ({model.horizon_cycles} cycles)",
+            hint="raise test_fraction or lower horizon_cycles",
+        )
+    with measure() as predict_cost:
+        forecast = model.predict_at(full_input, origins)
+    values = frame.to_numpy()
+    truth = np.stack([values[o : o + model.horizon] for o in origins.tolist()])
+    naive = SeasonalNaive(L, model.horizon_cycles, period=model.period, fill=model.fill).fit(train_input)
+    reference = naive.predict_at(full_input, origins)
+    baseline = None
+    if hasattr(model, "baseline_"):
+        baseline = model.baseline_.predict_at(full_input, origins)
+    metrics = evaluate(truth, forecast, reference)
+    extra: dict[str, Any] = {}
+    if baseline is not None:
+        extra["baseline_metrics"] = evaluate(truth, baseline, reference)
+        extra["baseline"] = getattr(model, "baseline", None)
+    if isinstance(model, NeuralForecaster):
+        extra["epoch_time_s"] = model.epoch_time_s_
+        extra["epoch_cpu_s"] = model.epoch_cpu_s_
+        extra["best_epoch"] = model.best_epoch_
+        extra["epochs_run"] = max((r.epoch for r in model.history_), default=0)
+        extra["n_parameters"] = model.n_parameters_
+    return BacktestResult(
+        model=model.name,
+        metrics=metrics,
+        origins=pd.DatetimeIndex(frame.index[origins]),
+        truth=truth,
+        forecast=forecast,
+        reference=reference,
+        baseline=baseline,
+        columns=list(frame.columns),
+        freq=pd.Timedelta(frame.index.freq),
+        fit_cost=fit_cost,
+        predict_cost=predict_cost,
+        n_train_steps=split,
+        extra=extra,
+    )

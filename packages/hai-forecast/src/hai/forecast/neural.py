@@ -1,0 +1,309 @@
+"""What ReCycle and the token-per-step transformer share: windows, scaling, training, prediction.
+
+Windows are cut at whole-cycle origins: the history is the ``history_cycles`` cycles before an
+origin, the target the ``horizon_cycles`` cycles after it. The last ``validation_fraction`` of
+the cycles passed to ``fit`` validate (early stopping); the scaler is fitted on the cycles
+before them only. A network predicts, in scaled units, an output ``out`` that is added to a
+base: ReCycle's base is its baseline (residual learning), the plain transformer's is zero. In
+the series' own units the forecast is ``base + out × scale``, so ``out = 0`` gives the base
+exactly.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd  # type: ignore[import-untyped]
+import torch
+from torch import nn
+
+from hai.forecast.base import Forecaster, _check_positive_int
+from hai.forecast.data import Scaler
+from hai.forecast.losses import LOSSES, check_quantiles, make_loss
+from hai.forecast.training import Batch, EpochRecord, train_network
+from hai.shared import InputError, RngStreams, resolve_device
+
+
+def one_shot_transformer(
+    d_model: int,
+    nhead: int,
+    num_encoder_layers: int,
+    num_decoder_layers: int,
+    dim_feedforward: int,
+    dropout: float,
+) -> nn.Transformer:
+    """A batch-first ``torch.nn.Transformer`` (used without a causal mask: the horizon comes out at once).
+
+    The encoder is built without the nested-tensor fast path, which only applies to padded
+    batches (there is no padding here) and warns for an odd number of heads.
+    """
+    layer = nn.TransformerEncoderLayer(d_model, nhead, dim_feedforward, dropout, batch_first=True)
+    encoder = nn.TransformerEncoder(
+        layer, num_encoder_layers, norm=nn.LayerNorm(d_model), enable_nested_tensor=False
+    )
+    return nn.Transformer(
+        d_model,
+        nhead,
+        num_encoder_layers,
+        num_decoder_layers,
+        dim_feedforward,
+        dropout,
+        custom_encoder=encoder,
+        batch_first=True,
+    )
+
+
+class NeuralForecaster(Forecaster):
+    """Base of the trained forecasters (see :class:`hai.forecast.ReCycle`)."""
+
+    def __init__(
+        self,
+        cycle_length: int = 24,
+        history_cycles: int = 7,
+        horizon_cycles: int = 1,
+        *,
+        d_model: int = 32,
+        nhead: int = 1,
+        num_encoder_layers: int = 1,
+        num_decoder_layers: int = 1,
+        dim_feedforward: int = 96,
+        dropout: float = 0.1,
+        loss: str = "l1",
+        quantiles: Sequence[float] = (0.1, 0.5, 0.9),
+        epochs: int = 200,
+        batch_size: int = 32,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        patience: int | None = 20,
+        validation_fraction: float = 0.2,
+        scaling: str = "standard",
+        seed: int = 0,
+        device: str = "cpu",
+        period: str | None = "1D",
+        country: str | None = None,
+        subdiv: str | None = None,
+        fill: str = "raise",
+    ) -> None:
+        super().__init__(
+            cycle_length, horizon_cycles, period=period, country=country, subdiv=subdiv, fill=fill
+        )
+        self.history_cycles = history_cycles
+        self.d_model = d_model
+        self.nhead = nhead
+        self.num_encoder_layers = num_encoder_layers
+        self.num_decoder_layers = num_decoder_layers
+        self.dim_feedforward = dim_feedforward
+        self.dropout = dropout
+        self.loss = loss
+        self.quantiles = tuple(quantiles)
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.scaling = scaling
+        self.seed = seed
+        self.device = device
+
+    # -- what subclasses provide ----------------------------------------------------------
+    @property
+    def context_cycles(self) -> int:
+        """Cycles needed before the history window (ReCycle's baseline looks back)."""
+        return 0
+
+    @property
+    def min_history_cycles(self) -> int:
+        return int(self.history_cycles) + self.context_cycles
+
+    @abstractmethod
+    def _build_net(self) -> nn.Module: ...
+
+    @abstractmethod
+    def _inputs(self, frame: pd.DataFrame, origins: np.ndarray) -> tuple[Batch, np.ndarray]:
+        """Network inputs (scaled tensors) and the base in series units ``(N, horizon, C)``."""
+        ...
+
+    @property
+    def uses_network(self) -> bool:
+        return True
+
+    # -- fitting --------------------------------------------------------------------------
+    @property
+    def n_quantiles(self) -> int:
+        return len(self._quantiles)
+
+    @property
+    def _quantiles(self) -> tuple[float, ...]:
+        """The quantiles the network outputs, sorted (just the point forecast unless loss='quantile')."""
+        return check_quantiles(self.quantiles) if self.loss == "quantile" else (0.5,)
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        _check_positive_int("history_cycles", self.history_cycles)
+        for name in ("d_model", "nhead", "num_encoder_layers", "num_decoder_layers", "dim_feedforward"):
+            _check_positive_int(name, getattr(self, name))
+        _check_positive_int("batch_size", self.batch_size)
+        _check_positive_int("epochs", self.epochs, 0)
+        if self.patience is not None:
+            _check_positive_int("patience", self.patience)
+        if self.d_model % self.nhead:
+            raise InputError(f"d_model={self.d_model} must be a multiple of nhead={self.nhead}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise InputError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise InputError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
+        if not self.lr > 0:
+            raise InputError(f"lr must be positive, got {self.lr}")
+        if self.loss not in LOSSES:
+            raise InputError(f"unknown loss {self.loss!r}", hint=f"use one of {', '.join(LOSSES)}")
+        if self.loss == "quantile":
+            check_quantiles(self.quantiles)
+        if self.scaling not in ("standard", "minmax"):
+            raise InputError(f"unknown scaling {self.scaling!r}", hint="use 'standard' or 'minmax'")
+
+    def _window_origins(self, n_steps: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """Train and validation origins (positions) and the first validation step."""
+        L, F = int(self.cycle_length), int(self.horizon_cycles)
+        n_cycles = n_steps // L
+        first = self.min_history_cycles
+        if n_cycles < first + F:
+            raise InputError(
+                f"the series has {n_cycles} whole cycles of {L} steps; training needs at least "
+                f"{first + F} (history {self.history_cycles} + baseline context {self.context_cycles} "
+                f"+ horizon {F})",
+                hint="give a longer series, or lower history_cycles/horizon_cycles",
+            )
+        n_val = round(n_cycles * self.validation_fraction)
+        val_start = n_cycles - n_val
+        cycle_origins = np.arange(first, n_cycles - F + 1)
+        train = cycle_origins[cycle_origins + F <= val_start]
+        val = cycle_origins[cycle_origins >= val_start]
+        if len(train) == 0:
+            raise InputError(
+                f"no training window left: {n_cycles} cycles with {n_val} for validation, and each window "
+                f"needs {first + F}",
+                hint="give a longer series or a smaller validation_fraction",
+            )
+        return train * L, val * L, val_start * L
+
+    def _fit(self, frame: pd.DataFrame) -> None:
+        L = int(self.cycle_length)
+        frame = frame.iloc[len(frame) % L :]
+        train_o, val_o, val_start = self._window_origins(len(frame))
+        self.scaler_ = Scaler(self.scaling).fit(frame.to_numpy()[:val_start])
+        self.device_ = resolve_device(self.device)
+        self.history_: list[EpochRecord] = []
+        self.best_epoch_ = 0
+        self.stopped_early_ = False
+        self.epoch_time_s_ = float("nan")
+        self.epoch_cpu_s_ = float("nan")
+        self.n_train_windows_, self.n_val_windows_ = len(train_o), len(val_o)
+        streams = RngStreams(self.seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(streams.entropy("init") & 0x7FFF_FFFF)
+            self.net_: nn.Module | None = self._build_net().to(self.device_) if self.uses_network else None
+            if self.net_ is None or self.epochs == 0:
+                return
+            train = self._training_batch(frame, train_o)
+            val = self._training_batch(frame, val_o) if len(val_o) else None
+            result = train_network(
+                self.net_,
+                self._loss_of,
+                train,
+                val,
+                epochs=int(self.epochs),
+                batch_size=int(self.batch_size),
+                lr=float(self.lr),
+                weight_decay=float(self.weight_decay),
+                patience=self.patience,
+                generator=streams.torch("shuffle"),
+            )
+        self.history_ = result.history
+        self.best_epoch_ = result.best_epoch
+        self.stopped_early_ = result.stopped_early
+        self.epoch_time_s_ = result.median_epoch_s
+        self.epoch_cpu_s_ = result.median_epoch_cpu_s
+
+    @property
+    def n_parameters_(self) -> int:
+        """Trainable parameters of the network (0 without one)."""
+        self._check_fitted()
+        return 0 if self.net_ is None else sum(p.numel() for p in self.net_.parameters() if p.requires_grad)
+
+    def _training_batch(self, frame: pd.DataFrame, origins: np.ndarray) -> Batch:
+        inputs, base = self._inputs(frame, origins)
+        values = frame.to_numpy()
+        target = np.stack([values[o : o + self.horizon] for o in origins.tolist()])
+        scale = self.scaler_.scale_
+        inputs["base"] = self._tensor((base - self.scaler_.offset_) / scale)
+        inputs["target"] = self._tensor(self.scaler_.transform(target))
+        return inputs
+
+    def _tensor(self, array: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        return torch.as_tensor(np.ascontiguousarray(array), dtype=dtype, device=self.device_)
+
+    def _loss_of(self, net: nn.Module, batch: Batch) -> torch.Tensor:
+        out = self._forward(net, batch)
+        pred = batch["base"].unsqueeze(-1) + out
+        return make_loss(self.loss, self._quantiles)(pred, batch["target"])
+
+    @abstractmethod
+    def _forward(self, net: nn.Module, batch: Batch) -> torch.Tensor:
+        """The network output ``(N, horizon, C, Q)`` in scaled units."""
+        ...
+
+    # -- prediction -----------------------------------------------------------------------
+    def _raw_quantiles(self, frame: pd.DataFrame, origins: np.ndarray) -> np.ndarray:
+        """Forecasts ``(N, horizon, C, Q)`` in series units."""
+        inputs, base = self._inputs(frame, origins)
+        Q = self.n_quantiles
+        if self.net_ is None:
+            return np.repeat(base[..., None], Q, axis=-1)
+        self.net_.eval()
+        outs = []
+        with torch.no_grad():
+            n = len(origins)
+            for start in range(0, n, 256):
+                part = {k: v[start : start + 256] for k, v in inputs.items()}
+                outs.append(self._forward(self.net_, part).double().cpu().numpy())
+        out = np.concatenate(outs)
+        raw = base[..., None] + out * self.scaler_.scale_[None, None, :, None]
+        return np.sort(raw, axis=-1) if Q > 1 else raw
+
+    def _predict_origins(self, frame: pd.DataFrame, origins: np.ndarray) -> np.ndarray:
+        raw = self._raw_quantiles(frame, origins)
+        if self.n_quantiles == 1:
+            return raw[..., 0]
+        return raw[..., self._quantiles.index(0.5)]
+
+    def predict_quantiles(self, history: Any) -> pd.DataFrame:
+        """Quantile forecasts (``loss="quantile"``): one column per quantile (``q0.1`` …).
+
+        Several target columns give column names ``"<column>|q0.1"``.
+        """
+        if self.loss != "quantile":
+            raise InputError("prediction intervals need a model trained with loss='quantile'")
+        frame = self._prepare(history)
+        need = self.min_history_cycles * self.cycle_length
+        if len(frame) < need:
+            raise InputError(f"a forecast needs at least {need} steps of history, got {len(frame)}")
+        raw = self._raw_quantiles(frame, np.array([len(frame)]))[0]
+        index = pd.date_range(frame.index[-1] + self.freq_, periods=self.horizon, freq=self.freq_)
+        columns: dict[str, np.ndarray] = {}
+        for c, name in enumerate(self.columns_):
+            for q, quantile in enumerate(self._quantiles):
+                label = f"q{quantile:g}" if self.n_features_ == 1 else f"{name}|q{quantile:g}"
+                columns[label] = raw[:, c, q]
+        return pd.DataFrame(columns, index=index)
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the fitted model to a safetensors checkpoint (weights, scaler, parameters)."""
+        from hai.forecast.checkpoints import save_model
+
+        save_model(self, path)

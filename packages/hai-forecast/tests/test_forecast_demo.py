@@ -1,0 +1,52 @@
+"""The demo end to end, and the examples in the docstrings."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+from pathlib import Path
+
+import pytest
+
+from hai.shared import DemoContext, Section
+
+MODULES = [
+    "hai.forecast",
+    "hai.forecast.backtest",
+    "hai.forecast.baselines",
+    "hai.forecast.checkpoints",
+    "hai.forecast.cycles",
+    "hai.forecast.data",
+    "hai.forecast.datasets",
+    "hai.forecast.losses",
+    "hai.forecast.metrics",
+    "hai.forecast.recycle",
+    "hai.forecast.transformer",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name: str) -> None:
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0
+    assert result.attempted > 0
+
+
+@pytest.mark.slow
+def test_demo_runs_and_reports_real_numbers(tmp_path: Path) -> None:
+    from hai.forecast.demo import run
+
+    section = run(DemoContext(workdir=tmp_path, seed=0, device="cpu"))
+    assert isinstance(section, Section)
+    assert section.domain == "forecast"
+    m = section.metrics
+    assert m["data"] == "Victoria demand (hourly, 2012)"
+    assert m["test_windows"] == 30
+    assert m["seasonal_naive_mase"] == 1.0
+    assert m["last_profile_mae"] == pytest.approx(335.598, abs=1e-2)
+    assert 0.3 < m["recycle_last_profile_mase"] < 0.7  # type: ignore[operator]
+    assert m["transformer_epoch_s"] > m["recycle_epoch_s"]  # type: ignore[operator]
+    assert m["recycle_training_energy_j"] is None or m["recycle_training_energy_j"] > 0  # type: ignore[operator]
+    assert len(section.figures) == 1
+    assert section.figures[0].png[:4] == b"\x89PNG"
+    assert len(section.tables[0].rows) == 5

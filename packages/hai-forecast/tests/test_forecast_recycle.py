@@ -1,0 +1,154 @@
+"""ReCycle: exact baseline fallback, residual learning, training, quantiles, checkpoints, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from hai.forecast import (
+    LastProfile,
+    ReCycle,
+    ReCycleNet,
+    SameTypeMean,
+    load_model,
+    save_model,
+    synthetic_cyclic,
+)
+from hai.shared import InputError
+
+SMALL = {"d_model": 16, "nhead": 2, "dim_feedforward": 32, "seed": 0}
+
+
+@pytest.fixture(scope="module")
+def y() -> pd.Series:
+    return synthetic_cyclic(n_cycles=60, noise=0.03, trend=0.3, seed=1)
+
+
+def test_without_network_it_is_the_baseline_exactly(y: pd.Series) -> None:
+    model = ReCycle(use_network=False, baseline="same_type_mean", baseline_params={"k": 2}).fit(y)
+    assert model.net_ is None
+    expected = SameTypeMean(k=2).fit(y).predict(y)
+    got = model.predict(y)
+    assert got.index.equals(expected.index)
+    assert np.array_equal(got.to_numpy(), expected.to_numpy())  # bit for bit, not approx
+    assert np.array_equal(model.predict_baseline(y).to_numpy(), expected.to_numpy())
+
+
+def test_zero_residual_network_returns_the_baseline_exactly(y: pd.Series) -> None:
+    model = ReCycle(epochs=3, patience=None, **SMALL).fit(y)
+    assert model.net_ is not None
+    assert not np.array_equal(model.predict(y).to_numpy(), LastProfile().fit(y).predict(y).to_numpy())
+    assert isinstance(model.net_, ReCycleNet)
+    with torch.no_grad():
+        model.net_.head.weight.zero_()
+        model.net_.head.bias.zero_()
+    assert np.array_equal(model.predict(y).to_numpy(), LastProfile().fit(y).predict(y).to_numpy())
+
+
+def test_untrained_recycle_starts_at_its_baseline(y: pd.Series) -> None:
+    model = ReCycle(epochs=0, **SMALL).fit(y)
+    assert np.array_equal(model.predict(y).to_numpy(), LastProfile().fit(y).predict(y).to_numpy())
+
+
+def test_training_lowers_the_loss_and_records_history(y: pd.Series) -> None:
+    model = ReCycle(epochs=15, patience=None, baseline="seasonal_naive", **SMALL).fit(y)
+    history = model.history_
+    assert [r.epoch for r in history] == list(range(16))  # epoch 0 = untrained validation loss
+    assert history[0].train_loss is None
+    assert history[-1].train_loss < history[1].train_loss  # type: ignore[operator]
+    assert min(r.val_loss for r in history[1:]) < history[0].val_loss  # type: ignore[type-var]
+    assert model.best_epoch_ == min(history, key=lambda r: r.val_loss).epoch  # type: ignore[arg-type, return-value]
+    assert model.epoch_time_s_ > 0
+    assert model.n_parameters_ == sum(p.numel() for p in model.net_.parameters())  # type: ignore[union-attr]
+    assert model.fit_cost_.wall_s > 0
+
+
+def test_early_stopping_stops_and_restores(y: pd.Series) -> None:
+    model = ReCycle(epochs=200, patience=2, lr=5e-2, **SMALL).fit(y)
+    last = model.history_[-1].epoch
+    assert model.stopped_early_
+    assert last < 200
+    assert last - model.best_epoch_ == 2
+
+
+def test_forecast_has_timestamps_and_frame_shape(y: pd.Series) -> None:
+    model = ReCycle(epochs=1, horizon_cycles=2, **SMALL).fit(y.iloc[: 24 * 40])
+    f = model.predict(y.iloc[: 24 * 40])
+    assert isinstance(f, pd.Series)
+    assert f.name == "load"
+    assert len(f) == 48
+    assert f.index[0] == y.index[24 * 40]
+    assert pd.Timedelta(f.index.freq) == pd.Timedelta("1h")
+    multi = synthetic_cyclic(n_cycles=40, n_series=2)
+    fm = ReCycle(epochs=1, **SMALL).fit(multi).predict(multi)
+    assert isinstance(fm, pd.DataFrame)
+    assert list(fm.columns) == ["load_0", "load_1"]
+    assert fm.shape == (24, 2)
+
+
+def test_quantile_loss_gives_ordered_intervals(y: pd.Series) -> None:
+    model = ReCycle(epochs=8, patience=None, loss="quantile", quantiles=(0.1, 0.5, 0.9), **SMALL).fit(y)
+    q = model.predict_quantiles(y)
+    assert list(q.columns) == ["q0.1", "q0.5", "q0.9"]
+    assert (q["q0.1"] <= q["q0.5"]).all()
+    assert (q["q0.5"] <= q["q0.9"]).all()
+    assert (q["q0.9"] - q["q0.1"]).mean() > 0
+    np.testing.assert_array_equal(model.predict(y).to_numpy(), q["q0.5"].to_numpy())
+    with pytest.raises(InputError, match="loss='quantile'"):
+        ReCycle(epochs=0, **SMALL).fit(y).predict_quantiles(y)
+
+
+def test_checkpoint_round_trip(y: pd.Series, tmp_path: Path) -> None:
+    model = ReCycle(epochs=3, patience=None, **SMALL).fit(y)
+    path = tmp_path / "recycle.safetensors"
+    model.save(path)
+    loaded = load_model(path)
+    assert isinstance(loaded, ReCycle)
+    assert loaded.get_params() == model.get_params()
+    assert np.array_equal(loaded.predict(y).to_numpy(), model.predict(y).to_numpy())
+    assert [r.epoch for r in loaded.history_] == [r.epoch for r in model.history_]
+    baseline_only = ReCycle(use_network=False).fit(y)
+    save_model(baseline_only, tmp_path / "b.safetensors")
+    assert np.array_equal(
+        load_model(tmp_path / "b.safetensors").predict(y).to_numpy(), baseline_only.predict(y).to_numpy()
+    )
+
+
+def test_seed_makes_training_reproducible(y: pd.Series) -> None:
+    a = ReCycle(epochs=2, patience=None, **SMALL).fit(y).predict(y)
+    b = ReCycle(epochs=2, patience=None, **SMALL).fit(y).predict(y)
+    assert np.array_equal(a.to_numpy(), b.to_numpy())
+
+
+def test_bad_input(y: pd.Series) -> None:
+    with pytest.raises(
+        InputError, match=r"training needs at least 15 \(history 7 \+ baseline context 7 \+ horizon 1\)"
+    ):
+        ReCycle(epochs=1).fit(y.iloc[: 24 * 14])
+    with pytest.raises(InputError, match="NaN"):
+        ReCycle(epochs=1).fit(y.where(y.index != y.index[30]))
+    gappy = y.drop(y.index[100:103])
+    with pytest.raises(InputError, match="gap"):
+        ReCycle(epochs=1).fit(gappy)
+    filled = ReCycle(epochs=0, fill="interpolate").fit(gappy)
+    assert len(filled.predict(gappy)) == 24
+    with pytest.raises(InputError, match="does not match the sampling"):
+        ReCycle(cycle_length=25).fit(y)
+    half_hourly = pd.Series(
+        np.ones(48 * 40), index=pd.date_range("2024-01-01", periods=48 * 40, freq="30min")
+    )
+    with pytest.raises(InputError, match="use cycle_length=48"):
+        ReCycle().fit(half_hourly)
+    model = ReCycle(epochs=0).fit(y)
+    with pytest.raises(InputError, match=r"at least 336 steps of history"):
+        model.predict(y.iloc[:300])
+    with pytest.raises(InputError, match="multiple of nhead"):
+        ReCycle(d_model=10, nhead=3).fit(y)
+    with pytest.raises(InputError, match="unknown baseline"):
+        ReCycle(baseline="arima").fit(y)
+    with pytest.raises(InputError, match="unknown loss"):
+        ReCycle(loss="huber").fit(y)

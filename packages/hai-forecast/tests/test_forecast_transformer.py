@@ -1,0 +1,59 @@
+"""The token-per-step transformer: same contract and training loop as ReCycle."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hai.forecast import ReCycle, StepTransformer, StepTransformerNet, load_model, synthetic_cyclic
+
+SMALL = {"d_model": 16, "nhead": 2, "dim_feedforward": 32, "seed": 0}
+
+
+@pytest.fixture(scope="module")
+def y() -> pd.Series:
+    return synthetic_cyclic(n_cycles=30, noise=0.03, seed=2)
+
+
+def test_trains_and_lowers_the_loss(y: pd.Series) -> None:
+    model = StepTransformer(epochs=6, patience=None, lr=3e-3, **SMALL).fit(y)
+    assert isinstance(model.net_, StepTransformerNet)
+    train_losses = [r.train_loss for r in model.history_[1:]]
+    assert train_losses[-1] < train_losses[0]  # type: ignore[operator]
+    f = model.predict(y)
+    assert isinstance(f, pd.Series)
+    assert len(f) == 24
+    assert f.index[0] == y.index[-1] + pd.Timedelta("1h")
+    assert np.isfinite(f.to_numpy()).all()
+
+
+def test_needs_only_the_history_window(y: pd.Series) -> None:
+    assert StepTransformer(history_cycles=3).min_history_cycles == 3
+    assert ReCycle(history_cycles=3).min_history_cycles == 3 + 7  # plus the last_profile context
+
+
+def test_tokens_are_steps_not_cycles(y: pd.Series) -> None:
+    st = StepTransformer(epochs=0, **SMALL).fit(y)
+    rc = ReCycle(epochs=0, **SMALL).fit(y)
+    inputs_st, _ = st._inputs(st._prepare(y), np.array([24 * 14]))
+    inputs_rc, _ = rc._inputs(rc._prepare(y), np.array([24 * 14]))
+    assert tuple(inputs_st["history"].shape) == (1, 7 * 24, 1)  # 168 tokens of width 1
+    assert tuple(inputs_rc["history"].shape) == (1, 7, 24)  # 7 tokens of width 24
+
+
+def test_checkpoint_round_trip(y: pd.Series, tmp_path: pytest.TempPathFactory) -> None:
+    model = StepTransformer(epochs=1, **SMALL).fit(y)
+    path = tmp_path / "st.safetensors"  # type: ignore[operator]
+    model.save(path)
+    assert np.array_equal(load_model(path).predict(y).to_numpy(), model.predict(y).to_numpy())
+
+
+def test_quantiles_for_several_columns_in_any_order() -> None:
+    y = synthetic_cyclic(n_cycles=20, n_series=2, seed=4)
+    model = StepTransformer(epochs=2, loss="quantile", quantiles=(0.9, 0.5, 0.1), **SMALL).fit(y)
+    q = model.predict_quantiles(y)
+    assert list(q.columns) == [f"{c}|q{p}" for c in ("load_0", "load_1") for p in ("0.1", "0.5", "0.9")]
+    assert (q["load_1|q0.1"] <= q["load_1|q0.9"]).all()
+    point = model.predict(y)
+    np.testing.assert_array_equal(point["load_0"].to_numpy(), q["load_0|q0.5"].to_numpy())
