@@ -15,6 +15,12 @@ MODULES = [
     "hai.scale",
     "hai.scale.data",
     "hai.scale.models",
+    "hai.scale.augment",
+    "hai.scale.bnn.layers",
+    "hai.scale.bnn.losses",
+    "hai.scale.bnn.predictive",
+    "hai.scale.parallel.engine",
+    "hai.scale.parallel.workload",
     "hai.scale.forward_grad",
     "hai.scale.forward_grad.aggregation",
     "hai.scale.forward_grad.directional",
@@ -46,10 +52,15 @@ def test_demo_runs_and_reports_real_numbers(tmp_path: Path) -> None:
     cos = [m[f"projection_cosine_k{k}"] for k in (1, 4, 16, 64)]
     assert cos == sorted(cos)
     assert m["test_accuracy_backprop"] > 0.8  # type: ignore[operator]
+    assert m["bnn_world_size"] == 2
+    assert m["bnn_test_accuracy"] > 0.8  # type: ignore[operator]
+    assert 0.0 <= m["bnn_test_ece"] < 0.2  # type: ignore[operator]
+    assert m["bnn_step_ms_local"] > 0  # type: ignore[operator]
+    assert m["bnn_step_ms_sample_parallel"] > 0  # type: ignore[operator]
     if importlib.util.find_spec("matplotlib") is not None:
-        assert len(section.figures) == 2
+        assert len(section.figures) == 3
         assert all(f.png[:4] == b"\x89PNG" for f in section.figures)
     else:
         assert section.figures == []
         assert "matplotlib is not installed" in section.summary
-    assert len(section.tables) == 2
+    assert len(section.tables) == 3

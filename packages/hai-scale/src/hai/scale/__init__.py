@@ -1,5 +1,10 @@
 """hai-scale: scalable and backprop-free learning.
 
+Bayesian neural networks (:mod:`hai.scale.bnn`) trained with sampling parallelism and its hybrid
+with data parallelism (:mod:`hai.scale.parallel`): the Monte-Carlo weight samples of the ELBO
+are spread over processes, exact by design (the noise of sample i depends only on the seed, the
+step and i).
+
 Multi-tangent forward gradients (:mod:`hai.scale.forward_grad`): gradient estimates from
 forward-mode directional derivatives along random tangents, with no backward pass, as a
 drop-in for ``loss.backward()`` in any torch training loop.
@@ -20,12 +25,36 @@ try:
 except _metadata.PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
 
+from hai.scale.augment import AUGMENT_PER, Augmentation, augmentation_generator
+from hai.scale.bnn import (
+    ESTIMATORS,
+    LIKELIHOODS,
+    BayesConv2d,
+    BayesianLayer,
+    BayesLinear,
+    ELBOLoss,
+    GaussianPrior,
+    Predictive,
+    bayesian_layers,
+    classification_metrics,
+    expected_calibration_error,
+    kl_divergence,
+    mutual_information,
+    predict,
+    predictive_entropy,
+    reliability,
+    to_bayesian,
+    weight_sample,
+)
 from hai.scale.data import (
     DATASETS,
     ClassificationData,
+    RegressionData,
     digits_classification,
+    from_datasets,
     load_classification,
     synthetic_classification,
+    synthetic_regression,
 )
 from hai.scale.forward_grad import (
     AGGREGATIONS,
@@ -56,40 +85,88 @@ from hai.scale.forward_grad import (
     true_gradient,
 )
 from hai.scale.models import mlp, small_cnn
+from hai.scale.parallel import (
+    MODES,
+    BNNConfig,
+    BNNEpoch,
+    BNNResult,
+    SamplingParallel,
+    Workload,
+    launch,
+    local_workload,
+    train_bnn,
+    workload,
+    workloads,
+)
 
 __all__ = [
     "AGGREGATIONS",
+    "AUGMENT_PER",
     "DATASETS",
     "DISTRIBUTIONS",
+    "ESTIMATORS",
+    "LIKELIHOODS",
+    "MODES",
     "SCOPES",
+    "Augmentation",
+    "BNNConfig",
+    "BNNEpoch",
+    "BNNResult",
+    "BayesConv2d",
+    "BayesLinear",
+    "BayesianLayer",
     "ClassificationData",
     "DirectionalDerivatives",
+    "ELBOLoss",
     "EpochRecord",
     "ForwardGradient",
     "ForwardGradientClassifier",
     "ForwardGradientEstimate",
+    "GaussianPrior",
+    "Predictive",
     "QualityResult",
     "QualityRow",
+    "RegressionData",
+    "SamplingParallel",
+    "Workload",
     "__version__",
     "aggregate",
     "approximation_quality",
+    "augmentation_generator",
+    "bayesian_layers",
     "chi_mean",
+    "classification_metrics",
     "cosine_similarity",
     "digits_classification",
     "directional_derivatives",
+    "expected_calibration_error",
     "expected_squared_norm",
     "flatten_tangents",
     "forward_gradient",
+    "from_datasets",
+    "kl_divergence",
+    "launch",
     "load_classification",
+    "local_workload",
     "mlp",
+    "mutual_information",
     "norm_ratio",
+    "predict",
+    "predictive_entropy",
     "project",
+    "reliability",
     "sample_tangent_matrix",
     "sample_tangents",
     "scaling_correction",
     "small_cnn",
     "split_tangents",
     "synthetic_classification",
+    "synthetic_regression",
+    "to_bayesian",
+    "train_bnn",
     "trainable_parameters",
     "true_gradient",
+    "weight_sample",
+    "workload",
+    "workloads",
 ]

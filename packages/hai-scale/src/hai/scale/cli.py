@@ -1,4 +1,4 @@
-"""``hai scale ...``: forward-gradient training and approximation quality from the command line.
+"""``hai scale ...``: forward-gradient training, its approximation quality and BNN training.
 
 Thin: each handler parses, calls the public API and prints (``--json`` for machines).
 """
@@ -159,6 +159,50 @@ def _cmd_fg_quality(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bnn_train(args: argparse.Namespace) -> int:
+    import os
+
+    from hai.scale.parallel import init_distributed, launch, train_bnn
+    from hai.scale.parallel.training import config_from_args
+
+    config = config_from_args(args)
+    under_torchrun = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if args.nproc > 1 and not under_torchrun:
+        result = launch(config, args.nproc, timeout_s=args.timeout)
+    else:
+        if args.nproc < 1:
+            raise InputError(f"--nproc must be a positive integer, got {args.nproc}")
+        config.validate(int(os.environ.get("WORLD_SIZE", "1")))
+        started = init_distributed(config.device, args.timeout)
+        try:
+            trained = train_bnn(config)
+        finally:
+            if started:
+                import torch.distributed as dist
+
+                dist.destroy_process_group()
+        if trained.rank != 0:
+            return 0
+        result = trained.to_dict()
+    if args.json:
+        result.pop("reliability", None)
+        print_json(result)
+        return 0
+    print(
+        f"{result['data']}: Bayesian {result['model']} with {result['n_parameters']} parameters, "
+        f"mode {result['mode']} on {result['world_size']} process(es), S = {result['samples']}"
+    )
+    print(f"{'epoch':>5} {'train loss':>11} {'test acc':>9} {'test NLL':>9} {'ECE':>7}")
+    for h in result["history"]:
+        print(
+            f"{h['epoch']:>5} {h['train_loss']:>11.4f} {h['test_accuracy']:>9.3f} "
+            f"{h['test_nll']:>9.4f} {h['test_ece']:>7.4f}"
+        )
+    times = ", ".join(f"rank {r['rank']}: {r['wall_s']:.1f} s" for r in result["per_rank"])
+    print(f"median step time {result['step_time_s'] * 1e3:.1f} ms; wall time {times}")
+    return 0
+
+
 def register(parser: argparse.ArgumentParser) -> None:
     """Add the ``hai scale`` subcommands to ``parser``."""
     from hai.scale.data import DATASETS
@@ -216,3 +260,17 @@ def register(parser: argparse.ArgumentParser) -> None:
     quality.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
     quality.add_argument("--json", action="store_true", help="print the table as one JSON object")
     quality.set_defaults(handler=_cmd_fg_quality, _parser=quality)
+
+    from hai.scale.parallel import add_bnn_arguments
+
+    bnn = sub.add_parser(
+        "bnn-train",
+        help="train a Bayesian neural network, sample-, data- or hybrid-parallel over N processes",
+        description="Train a mean-field Gaussian BNN with the S-sample ELBO. With --nproc N > 1 the "
+        "processes are started through torchrun (gloo on CPU, nccl on CUDA); under torchrun, each "
+        "process runs one rank.",
+    )
+    bnn.add_argument("--nproc", type=int, default=1, help="processes to start (default 1)")
+    add_bnn_arguments(bnn)
+    bnn.add_argument("--json", action="store_true", help="print the final metrics as one JSON object")
+    bnn.set_defaults(handler=_cmd_bnn_train, _parser=bnn)

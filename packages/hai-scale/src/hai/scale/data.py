@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -136,3 +137,83 @@ def load_classification(
     if name == "digits":
         return digits_classification(seed=seed, dtype=dtype)
     raise InputError(f"unknown data set {name!r}", hint=f"use one of {', '.join(DATASETS)}")
+
+
+@dataclass
+class RegressionData:
+    """Train and test splits of a 1-D regression problem: x (N, 1), y (N,)."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    noise_std: float
+
+
+def synthetic_regression(
+    n_samples: int = 256, *, noise_std: float = 0.1, seed: int = 0, dtype: torch.dtype = torch.float32
+) -> RegressionData:
+    """y = sin(3x) + noise on x ∈ [-1, -0.3] ∪ [0.3, 1] (a gap, where a BNN should be unsure);
+    the test inputs cover [-1.5, 1.5] evenly.
+
+    >>> d = synthetic_regression(64, seed=1)
+    >>> tuple(d.x_train.shape), tuple(d.y_train.shape)
+    ((64, 1), (64,))
+    """
+    if n_samples < 2 or not noise_std > 0:
+        raise InputError(f"need n_samples ≥ 2 and noise_std > 0, got {n_samples}, {noise_std}")
+    rng = RngStreams(seed).numpy("synthetic-regression")
+    x = rng.uniform(0.3, 1.0, size=n_samples) * rng.choice([-1.0, 1.0], size=n_samples)
+    y = np.sin(3 * x) + rng.normal(scale=noise_std, size=n_samples)
+    xt = np.linspace(-1.5, 1.5, 101)
+    return RegressionData(
+        x_train=torch.as_tensor(x[:, None], dtype=dtype),
+        y_train=torch.as_tensor(y, dtype=dtype),
+        x_test=torch.as_tensor(xt[:, None], dtype=dtype),
+        y_test=torch.as_tensor(np.sin(3 * xt), dtype=dtype),
+        noise_std=noise_std,
+    )
+
+
+def _stack(dataset: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    try:
+        n = len(dataset)
+    except TypeError as exc:
+        raise InputError("the data set must have a length (a map-style torch Dataset)") from exc
+    if n < 1:
+        raise InputError("the data set is empty")
+    xs, ys = [], []
+    for i in range(n):
+        item = dataset[i]
+        if not isinstance(item, (tuple, list)) or len(item) != 2:
+            raise InputError(f"item {i} of the data set is not an (input, label) pair")
+        xs.append(torch.as_tensor(item[0]))
+        ys.append(int(item[1]))
+    return torch.stack(xs).flatten(1), torch.as_tensor(ys, dtype=torch.long)
+
+
+def from_datasets(
+    train: Any,
+    test: Any,
+    *,
+    name: str = "custom",
+    n_classes: int | None = None,
+    image_shape: tuple[int, int] | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> ClassificationData:
+    """The hook for any torch ``Dataset`` of (input, class) pairs: stack both into a ClassificationData.
+
+    Inputs are flattened to rows; give ``image_shape`` for single-channel images so that the
+    CNN and the image augmentations can use them. (Data sets are held in memory whole.)
+
+    >>> from torch.utils.data import TensorDataset
+    >>> ds = TensorDataset(torch.randn(10, 4), torch.arange(10) % 2)
+    >>> from_datasets(ds, ds).n_classes
+    2
+    """
+    x_train, y_train = _stack(train)
+    x_test, y_test = _stack(test)
+    k = int(max(int(y_train.max()), int(y_test.max())) + 1) if n_classes is None else n_classes
+    if int(y_train.min()) < 0 or int(max(y_train.max(), y_test.max())) >= k:
+        raise InputError(f"labels must lie in 0…{k - 1}")
+    return ClassificationData(name, x_train.to(dtype), y_train, x_test.to(dtype), y_test, k, image_shape)

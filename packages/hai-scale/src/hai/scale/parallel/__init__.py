@@ -1,0 +1,36 @@
+"""Sampling parallelism for BNNs and its hybrid with data parallelism, on ``torch.distributed``."""
+
+from hai.scale.parallel.engine import MonteCarlo, SamplingParallel, world
+from hai.scale.parallel.launch import add_bnn_arguments, init_distributed, launch, worker_main
+from hai.scale.parallel.training import BNNConfig, BNNEpoch, BNNResult, build_model, train_bnn
+from hai.scale.parallel.workload import (
+    MODES,
+    Workload,
+    local_workload,
+    shards,
+    split_range,
+    workload,
+    workloads,
+)
+
+__all__ = [
+    "MODES",
+    "BNNConfig",
+    "BNNEpoch",
+    "BNNResult",
+    "MonteCarlo",
+    "SamplingParallel",
+    "Workload",
+    "add_bnn_arguments",
+    "build_model",
+    "init_distributed",
+    "launch",
+    "local_workload",
+    "shards",
+    "split_range",
+    "train_bnn",
+    "worker_main",
+    "workload",
+    "workloads",
+    "world",
+]

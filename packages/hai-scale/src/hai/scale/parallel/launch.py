@@ -1,0 +1,193 @@
+"""Starting BNN training on several processes: ``torchrun`` (env://) or ``hai scale bnn-train --nproc N``.
+
+Under ``torchrun`` each process calls :func:`init_distributed` (gloo on CPU, nccl on CUDA,
+with a timeout so a failed peer cannot hang the job) and :func:`train_bnn`. ``bnn-train --nproc
+N`` validates the settings first, then starts ``python -m torch.distributed.run --standalone
+--nproc-per-node N -m hai.scale.parallel ...`` and reads rank 0's result file. A rank that hits
+a user error writes it to the error file, destroys its process group and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from hai.scale.augment import AUGMENT_PER
+from hai.scale.bnn.layers import ESTIMATORS
+from hai.scale.data import DATASETS
+from hai.scale.parallel.training import BNNConfig, config_from_args, train_bnn
+from hai.scale.parallel.workload import MODES
+from hai.shared import HaiError, InputError, resolve_device, write_json
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise InputError(f"expected comma-separated integers such as 64,64, got {text!r}") from exc
+
+
+def add_bnn_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``hai scale bnn-train`` (also understood by ``python -m hai.scale.parallel``)."""
+    p.add_argument("--mode", default="local", choices=MODES, help="parallel mode (default local)")
+    p.add_argument("--samples", "-S", type=int, default=4, help="weight samples per step (default 4)")
+    p.add_argument("--group-size", type=int, default=None, help="hybrid: ranks per sample group")
+    p.add_argument("--data", default="digits", choices=DATASETS, help="data set (default digits)")
+    p.add_argument("--model", default="mlp", choices=("mlp", "cnn"), help="network (default mlp)")
+    p.add_argument("--hidden", type=_int_list, default=[64], help="MLP hidden widths, e.g. 64,64")
+    p.add_argument("--batch-size", type=int, default=64, help="global batch size (default 64)")
+    p.add_argument("--epochs", type=int, default=10, help="passes over the training data (default 10)")
+    p.add_argument("--lr", type=float, default=1e-2, help="Adam learning rate (default 0.01)")
+    p.add_argument("--kl-weight", type=float, default=1.0, help="weight β of the KL term (default 1)")
+    p.add_argument("--prior-std", type=float, default=1.0, help="std of the Gaussian prior (default 1)")
+    p.add_argument("--posterior-std", type=float, default=1e-2, help="initial posterior std (default 0.01)")
+    p.add_argument("--estimator", default="reparam", choices=ESTIMATORS, help="gradient estimator")
+    p.add_argument("--augment", action="store_true", help="random shifts, rotations and noise")
+    p.add_argument(
+        "--augment-per",
+        default="sample",
+        choices=AUGMENT_PER,
+        help="one augmentation per weight sample or step",
+    )
+    p.add_argument("--eval-samples", type=int, default=16, help="weight samples for evaluation (default 16)")
+    p.add_argument(
+        "--target-accuracy", type=float, default=None, help="stop once the test accuracy reaches it"
+    )
+    p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
+    p.add_argument("--checkpoint", default=None, help="save the trained posterior here (safetensors)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument(
+        "--device", default="cpu", help="cpu, cuda or auto (default cpu); ranks use cuda:LOCAL_RANK"
+    )
+    p.add_argument("--dtype", default="float32", choices=("float32", "float64"), help="default float32")
+    p.add_argument(
+        "--timeout", type=float, default=120.0, help="process-group timeout in seconds (default 120)"
+    )
+
+
+def init_distributed(device: str = "cpu", timeout_s: float = 120.0) -> bool:
+    """Join the job ``torchrun`` started (env://) if there is one; return whether a group was made."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
+        return False
+    backend = "nccl" if resolve_device(device).type == "cuda" else "gloo"
+    if backend == "gloo":
+        torch.set_num_threads(1)
+    dist.init_process_group(backend, init_method="env://", timeout=timedelta(seconds=timeout_s))
+    return True
+
+
+def worker_main(argv: Sequence[str] | None = None) -> int:
+    """One rank of a job: ``torchrun --nproc-per-node N -m hai.scale.parallel [bnn-train options]``."""
+    parser = argparse.ArgumentParser(prog="python -m hai.scale.parallel", description=__doc__)
+    add_bnn_arguments(parser)
+    parser.add_argument("--result-file", default=None, help="rank 0 writes the metrics here as JSON")
+    args = parser.parse_args(argv)
+    error_file = None if args.result_file is None else Path(str(args.result_file) + ".error")
+    started = False
+    try:
+        config = config_from_args(args)
+        # Validate before joining, with the world size torchrun announces: every rank fails alike.
+        config.validate(int(os.environ.get("WORLD_SIZE", "1")))
+        started = init_distributed(args.device, args.timeout)
+        result = train_bnn(config)
+        if result.rank == 0:
+            data = result.to_dict()
+            if args.result_file is not None:
+                write_json(args.result_file, data)
+            else:
+                print(json.dumps({k: data[k] for k in ("mode", "world_size", "loss", "accuracy", "ece")}))
+        return 0
+    except HaiError as exc:
+        rank = int(os.environ.get("RANK", "0"))
+        print(f"error (rank {rank}): {exc}", file=sys.stderr)
+        if error_file is not None and rank == 0:
+            write_json(error_file, {"error": str(exc), "type": type(exc).__name__})
+        return exc.exit_code
+    finally:
+        if started and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _args_to_argv(config: BNNConfig, timeout_s: float) -> list[str]:
+    c = config
+    argv = [
+        f"--mode={c.mode}",
+        f"--samples={c.samples}",
+        f"--data={c.data}",
+        f"--model={c.model}",
+        "--hidden=" + ",".join(str(h) for h in c.hidden),
+        f"--batch-size={c.batch_size}",
+        f"--epochs={c.epochs}",
+        f"--lr={c.lr!r}",
+        f"--kl-weight={c.kl_weight!r}",
+        f"--prior-std={c.prior_std!r}",
+        f"--posterior-std={c.posterior_std!r}",
+        f"--estimator={c.estimator}",
+        f"--augment-per={c.augment_per}",
+        f"--eval-samples={c.eval_samples}",
+        f"--seed={c.seed}",
+        f"--device={c.device}",
+        f"--dtype={c.dtype}",
+        f"--timeout={timeout_s!r}",
+    ]
+    if c.group_size is not None:
+        argv.append(f"--group-size={c.group_size}")
+    if c.augment:
+        argv.append("--augment")
+    if c.target_accuracy is not None:
+        argv.append(f"--target-accuracy={c.target_accuracy!r}")
+    if c.max_steps is not None:
+        argv.append(f"--max-steps={c.max_steps}")
+    if c.checkpoint is not None:
+        argv.append(f"--checkpoint={Path(c.checkpoint).resolve()}")
+    return argv
+
+
+def launch(config: BNNConfig, nproc: int, *, timeout_s: float = 120.0, quiet: bool = True) -> dict[str, Any]:
+    """Run :func:`train_bnn` on ``nproc`` local processes through torchrun; return rank 0's metrics.
+
+    The settings are validated here first, so bad input fails without starting anything.
+    """
+    if not isinstance(nproc, int) or nproc < 1:
+        raise InputError(f"--nproc must be a positive integer, got {nproc!r}")
+    config.validate(nproc)
+    with tempfile.TemporaryDirectory(prefix="hai-bnn-") as tmp:
+        result_file = Path(tmp) / "result.json"
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc-per-node={nproc}",
+            "-m",
+            "hai.scale.parallel",
+            *_args_to_argv(config, timeout_s),
+            f"--result-file={result_file}",
+        ]
+        env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
+        if quiet:
+            env["HAI_QUIET"] = "1"
+        proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        output = proc.stdout or ""
+        error_file = Path(str(result_file) + ".error")
+        if error_file.exists():
+            raise HaiError(json.loads(error_file.read_text())["error"])
+        if proc.returncode != 0 or not result_file.exists():
+            tail = "\n".join(output.strip().splitlines()[-15:])
+            raise HaiError(
+                f"the {nproc} training processes failed (exit status {proc.returncode}):\n{tail}",
+                hint="run with --nproc 1 to see the error in one process",
+            )
+        result: dict[str, Any] = json.loads(result_file.read_text())
+        return result
