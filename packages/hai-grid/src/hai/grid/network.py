@@ -1,0 +1,252 @@
+"""Network compilation: a pandapower net becomes tensors (Ybus, Sbus, bus types, lookups).
+
+Not hand-written on purpose: the bus-branch model is built by pandapower itself, by the same
+calls its ``runpp`` makes (``_init_runpp_options``, ``_add_auxiliary_elements``, ``_pd2ppc``,
+``makeYbus``, ``makeSbus``). Every element pandapower models (lines, 2- and 3-winding
+transformers, shunts, bus-bus and branch switches, gens, sgens, ext_grids, wards, xwards,
+impedances, out-of-service elements, isolated buses) is therefore modelled exactly as pandapower
+models it. This module only moves the result into torch tensors and checks the input.
+
+>>> from hai.grid.cases import load_case
+>>> compiled = compile_network(load_case("case9"))
+>>> compiled.n_bus, compiled.base_mva, len(compiled.ref), len(compiled.pv), len(compiled.pq)
+(9, 100.0, 1, 2, 6)
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from hai.shared import InputError
+
+#: Element tables that pandapower's AC power flow knows but this solver does not model.
+UNSUPPORTED_ELEMENTS = ("svc", "tcsc", "ssc", "vsc", "b2b_vsc", "bus_dc", "line_dc", "source_dc", "load_dc")
+
+#: Bus type codes (pandapower/pypower's): 3 slack, 2 PV, 1 PQ.
+REF, PV, PQ = 3, 2, 1
+
+
+@dataclass
+class CompiledNetwork:
+    """The bus-branch model of a pandapower net, in pandapower's internal ("ppci") bus order.
+
+    ``ybus`` is a sparse complex128 CSR tensor (per unit), ``sbus`` the scheduled complex
+    injections (per unit, generation minus load), ``v0`` pandapower's start voltages. ``ref``,
+    ``pv``, ``pq`` index internal buses; ``bus_lookup[k]`` is the internal bus of
+    ``net.bus.index[k]`` or -1 when that bus is out of service or isolated.
+    """
+
+    net: Any
+    ybus: torch.Tensor
+    sbus: torch.Tensor
+    v0: torch.Tensor
+    bus_type: torch.Tensor
+    ref: torch.Tensor
+    pv: torch.Tensor
+    pq: torch.Tensor
+    base_mva: float
+    bus_lookup: torch.Tensor
+    ppc: dict[str, Any] = field(repr=False)
+    ppci: dict[str, Any] = field(repr=False)
+    ybus_scipy: sp.csr_matrix = field(repr=False)
+    yf_scipy: sp.csr_matrix = field(repr=False)
+    yt_scipy: sp.csr_matrix = field(repr=False)
+
+    @property
+    def n_bus(self) -> int:
+        """Number of internal (in-service, connected) buses."""
+        return int(self.sbus.shape[0])
+
+    def to(self, device: torch.device | str) -> CompiledNetwork:
+        """A shallow copy with the tensors on ``device``."""
+        moved = copy.copy(self)
+        for name in ("ybus", "sbus", "v0", "bus_type", "ref", "pv", "pq", "bus_lookup"):
+            setattr(moved, name, getattr(self, name).to(device))
+        return moved
+
+
+def _check_net(net: Any) -> None:
+    if not hasattr(net, "bus") or not hasattr(net, "ext_grid"):
+        raise InputError(f"expected a pandapower net, got {type(net).__name__}")
+    if len(net.bus) == 0:
+        raise InputError("the net has no buses")
+    for name in UNSUPPORTED_ELEMENTS:
+        table = net.get(name) if hasattr(net, "get") else None
+        if table is not None and len(table) and ("in_service" not in table or table.in_service.any()):
+            raise InputError(
+                f"element type '{name}' is not supported by hai.grid",
+                hint="use pandapower.runpp for nets with FACTS devices or DC grids",
+            )
+    has_slack = bool((net.ext_grid.in_service).any()) if len(net.ext_grid) else False
+    if not has_slack and len(net.gen) and "slack" in net.gen:
+        has_slack = bool((net.gen.slack & net.gen.in_service).any())
+    if not has_slack:
+        raise InputError("the net has no slack: add an in-service ext_grid or a gen with slack=True")
+    for table, columns in (
+        ("load", ("p_mw", "q_mvar")),
+        ("sgen", ("p_mw", "q_mvar")),
+        ("gen", ("p_mw", "vm_pu")),
+    ):
+        df = net[table]
+        for column in columns:
+            values = df.loc[df.in_service, column].to_numpy(dtype=float)
+            if values.size and not np.isfinite(values).all():
+                raise InputError(f"net.{table}.{column} contains NaN or infinite values")
+    load = net.load[net.load.in_service]
+    for column in ("const_z_p_percent", "const_i_p_percent", "const_z_q_percent", "const_i_q_percent"):
+        if column in load and (load[column].fillna(0) != 0).any():
+            raise InputError(
+                f"voltage-dependent loads (net.load.{column} != 0) are not supported by hai.grid",
+                hint="set the const_z/const_i percentages to 0 or use pandapower.runpp",
+            )
+
+
+def compile_network(net: Any, *, calculate_voltage_angles: bool = True) -> CompiledNetwork:
+    """Build the bus-branch model of ``net`` with pandapower and return it as tensors.
+
+    The pandapower options are those of ``pandapower.runpp`` defaults (Newton-Raphson, T model of
+    transformers, connectivity check, no Q limits). The net's ``_ppc`` and lookups are updated
+    as ``runpp`` would update them.
+
+    >>> from hai.grid.cases import load_case
+    >>> compile_network(load_case("case14")).ybus.layout
+    torch.sparse_csr
+    """
+    from pandapower.auxiliary import _add_auxiliary_elements, _init_runpp_options  # type: ignore[import-untyped]
+    from pandapower.pd2ppc import _pd2ppc  # type: ignore[import-untyped]
+    from pandapower.pf.ppci_variables import _get_pf_variables_from_ppci  # type: ignore[import-untyped]
+    from pandapower.pypower.makeSbus import makeSbus  # type: ignore[import-untyped]
+    from pandapower.pypower.makeYbus import makeYbus  # type: ignore[import-untyped]
+    from pandapower.results import init_results  # type: ignore[import-untyped]
+
+    _check_net(net)
+    _init_runpp_options(
+        net,
+        algorithm="nr",
+        calculate_voltage_angles=calculate_voltage_angles,
+        init="flat",
+        max_iteration="auto",
+        tolerance_mva=1e-8,
+        trafo_model="t",
+        trafo_loading="current",
+        enforce_p_lims=False,
+        enforce_q_lims=False,
+        check_connectivity=True,
+        voltage_depend_loads=False,
+        passed_parameters={},
+        numba=False,  # results are extracted by pypower's pfsoln: no JIT compile on first use
+    )
+    net["converged"] = False
+    _add_auxiliary_elements(net)
+    init_results(net)
+    net._pd2ppc_lookups = {
+        key: np.array([], dtype=np.int64)
+        for key in ("bus", "bus_dc", "ext_grid", "gen", "branch", "branch_dc")
+    }
+    ppc, ppci = _pd2ppc(net)
+    net["_ppc"] = ppc
+    base_mva, bus, gen, branch, _svc, _tcsc, _ssc, _vsc, ref, pv, pq, *_, v0, _ref_gens = (
+        _get_pf_variables_from_ppci(ppci, True)
+    )
+    if len(bus) == 0:
+        raise InputError("no bus of the net is in service and connected to a slack")
+    if len(ref) == 0:
+        raise InputError("the net has no slack bus in service")
+    ybus, yf, yt = makeYbus(base_mva, bus, branch)
+    sbus = makeSbus(base_mva, bus, gen)
+    ybus = sp.csr_matrix(ybus)
+    ybus.sort_indices()
+    lookup = np.asarray(net._pd2ppc_lookups["bus"], dtype=np.int64)
+    ids = net.bus.index.to_numpy(dtype=np.int64)
+    internal = lookup[ids] if lookup.size else np.full(len(ids), -1)
+    internal = np.where((internal >= 0) & (internal < len(bus)), internal, -1)
+    bus_type = np.full(len(bus), PQ, dtype=np.int64)
+    bus_type[pv] = PV
+    bus_type[ref] = REF
+    return CompiledNetwork(
+        net=net,
+        ybus=_to_torch_csr(ybus),
+        sbus=torch.from_numpy(np.asarray(sbus, dtype=np.complex128).copy()),
+        v0=torch.from_numpy(np.asarray(v0, dtype=np.complex128).copy()),
+        bus_type=torch.from_numpy(bus_type),
+        ref=torch.from_numpy(np.asarray(ref, dtype=np.int64)),
+        pv=torch.from_numpy(np.asarray(pv, dtype=np.int64)),
+        pq=torch.from_numpy(np.asarray(pq, dtype=np.int64)),
+        base_mva=float(base_mva),
+        bus_lookup=torch.from_numpy(internal),
+        ppc=ppc,
+        ppci=ppci,
+        ybus_scipy=ybus,
+        yf_scipy=sp.csr_matrix(yf),
+        yt_scipy=sp.csr_matrix(yt),
+    )
+
+
+def _to_torch_csr(matrix: sp.csr_matrix) -> torch.Tensor:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
+        return torch.sparse_csr_tensor(
+            torch.from_numpy(matrix.indptr.astype(np.int64)),
+            torch.from_numpy(matrix.indices.astype(np.int64)),
+            torch.from_numpy(matrix.data.astype(np.complex128)),
+            size=matrix.shape,
+            dtype=torch.complex128,
+            check_invariants=True,
+        )
+
+
+def dc_angles(compiled: CompiledNetwork, sbus: np.ndarray | None = None) -> np.ndarray:
+    """Voltage angles (radians, internal order) of pandapower's DC power flow for ``sbus``.
+
+    ``sbus`` may be (n_bus,) or (batch, n_bus); the result has the same shape.
+    """
+    from pandapower.pypower.idx_bus import GS  # type: ignore[import-untyped]
+    from pandapower.pypower.makeBdc import makeBdc  # type: ignore[import-untyped]
+    from scipy.sparse.linalg import splu
+
+    bus, branch = compiled.ppci["bus"], compiled.ppci["branch"]
+    b_dc, _bf, p_businj, *_ = makeBdc(bus, branch)
+    s = compiled.sbus.cpu().numpy() if sbus is None else np.asarray(sbus)
+    p = np.real(np.atleast_2d(s)) - p_businj[None, :] - bus[:, GS][None, :] / compiled.base_mva
+    ref = compiled.ref.cpu().numpy()
+    pvpq = np.sort(np.r_[compiled.pv.cpu().numpy(), compiled.pq.cpu().numpy()])
+    va0 = np.angle(compiled.v0.cpu().numpy())
+    angles = np.tile(va0, (p.shape[0], 1))
+    if pvpq.size:
+        b = sp.csc_matrix(b_dc)
+        lu = splu(sp.csc_matrix(b[pvpq][:, pvpq]))
+        rhs = p[:, pvpq] - (b[pvpq][:, ref] @ va0[ref])[None, :]
+        angles[:, pvpq] = lu.solve(np.ascontiguousarray(rhs.T)).T
+    return angles if sbus is not None and np.ndim(sbus) == 2 else angles[0]
+
+
+def injection_matrix(compiled: CompiledNetwork, table: str) -> torch.Tensor:
+    """(n_bus, n_element) real matrix mapping element MW (or Mvar) to per-unit bus injections.
+
+    Uses the element's ``scaling`` and ``in_service`` as pandapower does; elements at buses
+    that are out of service map to nothing. The sign is that of a consumer (loads).
+    """
+    df = compiled.net[table]
+    n = len(df)
+    if n == 0:
+        return torch.zeros(compiled.n_bus, 0, dtype=torch.float64)
+    lookup = np.asarray(compiled.net._pd2ppc_lookups["bus"], dtype=np.int64)
+    bus = lookup[df.bus.to_numpy(dtype=np.int64)]
+    scale = df.scaling.to_numpy(dtype=float) * df.in_service.to_numpy(dtype=float) / compiled.base_mva
+    keep = (bus >= 0) & (bus < compiled.n_bus) & (scale != 0)
+    dense = np.zeros((compiled.n_bus, n))
+    np.add.at(dense, (bus[keep], np.nonzero(keep)[0]), scale[keep])
+    return torch.from_numpy(dense)
+
+
+def degrees(radians: torch.Tensor) -> torch.Tensor:
+    """Radians to degrees (pandapower's ``va_degree``)."""
+    return radians * (180.0 / math.pi)

@@ -1,0 +1,62 @@
+"""run_contingency: per-outage results and aggregates equal pandapower's."""
+
+from __future__ import annotations
+
+import copy
+import warnings
+
+import numpy as np
+import pandapower as pp
+import pandapower.contingency as pc
+import pytest
+
+from hai.grid import load_case, run_contingency
+from hai.shared import InputError
+
+
+def test_n1_matches_pandapower_per_outage_and_in_aggregate() -> None:
+    net = load_case("case30")
+    net.bus["min_vm_pu"] = 0.96
+    net.bus["max_vm_pu"] = 1.05
+    net.line["max_loading_percent"] = 60.0
+    result = run_contingency(net, device="cpu")
+    assert len(result.outages) == len(net.line) + len(net.trafo)
+    assert bool(result.converged.all())
+    assert int(result.islanded.sum()) == 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for b, (element, index) in enumerate(result.outages):
+            ref = copy.deepcopy(net)
+            ref[element].loc[index, "in_service"] = False
+            pp.runpp(ref, tolerance_mva=1e-10)
+            vm = ref.res_bus.vm_pu.to_numpy()
+            loading = ref.res_line.loading_percent.to_numpy()
+            np.testing.assert_array_equal(np.isnan(result.vm_pu[b]), np.isnan(vm))
+            np.testing.assert_array_equal(np.isnan(result.line_loading_percent[b]), np.isnan(loading))
+            assert np.nanmax(np.abs(result.vm_pu[b] - vm)) < 1e-6
+            assert np.nanmax(np.abs(result.line_loading_percent[b] - loading)) < 1e-4
+        ref = copy.deepcopy(net)
+        pc.run_contingency(
+            ref,
+            {"line": {"index": ref.line.index.to_numpy()}, "trafo": {"index": ref.trafo.index.to_numpy()}},
+        )
+    # pandapower's contingency runs use its default tolerance_mva 1e-8
+    assert np.abs(result.bus_min_vm_pu - ref.res_bus.min_vm_pu.to_numpy()).max() < 1e-7
+    assert np.abs(result.bus_max_vm_pu - ref.res_bus.max_vm_pu.to_numpy()).max() < 1e-7
+    assert np.abs(result.line_max_loading_percent - ref.res_line.max_loading_percent.to_numpy()).max() < 1e-4
+    over = int(np.nansum(result.line_loading_percent > 60.0))
+    low = int(np.nansum(result.vm_pu < 0.96)) + int(np.nansum(result.vm_pu > 1.05))
+    assert over > 0
+    assert low > 0
+    assert sum(v["element"] == "line" for v in result.violations) == over
+    assert sum(v["element"] == "bus" for v in result.violations) == low
+
+
+def test_subsets_and_bad_indices() -> None:
+    net = load_case("case9")
+    result = run_contingency(net, lines=[0, 4], trafos=[])
+    assert result.outages == [("line", 0), ("line", 4)]
+    with pytest.raises(InputError, match="lines names indices"):
+        run_contingency(net, lines=[99])
+    with pytest.raises(InputError, match="no outages"):
+        run_contingency(net, lines=[], trafos=[])
