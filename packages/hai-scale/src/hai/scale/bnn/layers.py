@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -83,7 +84,7 @@ def _rho_for(std: float) -> float:
     return std + math.log(-math.expm1(-std))
 
 
-class BayesianLayer(nn.Module):
+class BayesianLayer(nn.Module, ABC):
     """Common machinery: posterior parameters, KL, and the noise source."""
 
     weight_mu: nn.Parameter
@@ -187,8 +188,9 @@ class BayesianLayer(nn.Module):
             bias = self.bias_mu + F.softplus(self.bias_rho) * self._randn(tuple(self.bias_mu.shape), gen)
         return weight, bias
 
+    @abstractmethod
     def _op(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        raise NotImplementedError
+        """The deterministic operation (linear map or convolution) with the given weights."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.estimator == "reparam":
