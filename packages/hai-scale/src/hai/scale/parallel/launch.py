@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -154,21 +155,59 @@ def _args_to_argv(config: BNNConfig, timeout_s: float) -> list[str]:
     return argv
 
 
-def launch(config: BNNConfig, nproc: int, *, timeout_s: float = 120.0, quiet: bool = True) -> dict[str, Any]:
+def _loopback_interface() -> str | None:
+    """The name of this host's loopback interface (``lo`` on Linux, ``lo0`` on macOS), if found."""
+    try:
+        names = [name for _, name in socket.if_nameindex()]
+    except OSError:
+        return None
+    return next((n for n in ("lo", "lo0") if n in names), None)
+
+
+def _rank_logs(log_dir: Path, lines: int = 12) -> str:
+    """The last lines each rank wrote to its stderr (torchrun ``--redirects``), for an error message."""
+    parts = []
+    for path in sorted(log_dir.glob("**/stderr.log")):
+        text = path.read_text(errors="replace").strip()
+        if text:
+            tail = "\n".join(text.splitlines()[-lines:])
+            parts.append(f"--- local rank {path.parent.name} ---\n{tail}")
+    return "\n".join(parts)
+
+
+def _run_job(cmd: list[str], env: dict[str, str], tmp: Path, attempt: int) -> tuple[int, str]:
+    log_dir = tmp / f"logs-{attempt}"
+    full = [*cmd[:3], f"--log-dir={log_dir}", "--redirects=3", *cmd[3:]]
+    proc = subprocess.run(full, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = "\n".join(proc.stdout.strip().splitlines()[-15:]) if proc.stdout else ""
+    ranks = _rank_logs(log_dir)
+    return proc.returncode, ranks or output
+
+
+def launch(
+    config: BNNConfig, nproc: int, *, timeout_s: float = 120.0, quiet: bool = True, retries: int = 1
+) -> dict[str, Any]:
     """Run :func:`train_bnn` on ``nproc`` local processes through torchrun; return rank 0's metrics.
 
-    The settings are validated here first, so bad input fails without starting anything.
+    The settings are validated here first, so bad input fails without starting anything. All
+    processes talk over the loopback interface only (a single-node job needs nothing else, and a
+    host name that resolves oddly cannot break it). A job whose processes die without reporting
+    a user error (a crash, a signal) is started again up to ``retries`` times, with a warning on
+    stderr; the error then shows the last lines each rank wrote.
     """
     if not isinstance(nproc, int) or nproc < 1:
         raise InputError(f"--nproc must be a positive integer, got {nproc!r}")
     config.validate(nproc)
-    with tempfile.TemporaryDirectory(prefix="hai-bnn-") as tmp:
-        result_file = Path(tmp) / "result.json"
+    with tempfile.TemporaryDirectory(prefix="hai-bnn-") as tmp_name:
+        tmp = Path(tmp_name)
+        result_file = tmp / "result.json"
+        error_file = Path(str(result_file) + ".error")
         cmd = [
             sys.executable,
             "-m",
             "torch.distributed.run",
             "--standalone",
+            "--local-addr=127.0.0.1",
             f"--nproc-per-node={nproc}",
             "-m",
             "hai.scale.parallel",
@@ -176,18 +215,25 @@ def launch(config: BNNConfig, nproc: int, *, timeout_s: float = 120.0, quiet: bo
             f"--result-file={result_file}",
         ]
         env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
+        loopback = _loopback_interface()
+        if loopback is not None and config.device == "cpu":
+            env.setdefault("GLOO_SOCKET_IFNAME", loopback)
         if quiet:
             env["HAI_QUIET"] = "1"
-        proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        output = proc.stdout or ""
-        error_file = Path(str(result_file) + ".error")
-        if error_file.exists():
-            raise HaiError(json.loads(error_file.read_text())["error"])
-        if proc.returncode != 0 or not result_file.exists():
-            tail = "\n".join(output.strip().splitlines()[-15:])
-            raise HaiError(
-                f"the {nproc} training processes failed (exit status {proc.returncode}):\n{tail}",
-                hint="run with --nproc 1 to see the error in one process",
-            )
-        result: dict[str, Any] = json.loads(result_file.read_text())
-        return result
+        for attempt in range(retries + 1):
+            returncode, logs = _run_job(cmd, env, tmp, attempt)
+            if error_file.exists():
+                raise HaiError(json.loads(error_file.read_text())["error"])
+            if returncode == 0 and result_file.exists():
+                result: dict[str, Any] = json.loads(result_file.read_text())
+                return result
+            if attempt < retries:
+                print(
+                    f"warning: the {nproc} training processes crashed (exit status {returncode}); "
+                    "starting them once more",
+                    file=sys.stderr,
+                )
+        raise HaiError(
+            f"the {nproc} training processes failed (exit status {returncode}):\n{logs}",
+            hint="run with --nproc 1 to see the error in one process",
+        )
