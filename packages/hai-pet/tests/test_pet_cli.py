@@ -154,7 +154,8 @@ def test_bad_input_exits_with_status_2(capsys: pytest.CaptureFixture[str], tmp_p
 
 
 @pytest.mark.slow
-def test_train_then_evaluate(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+@pytest.mark.parametrize("variant", [[], ["--local", "--fan", "20"]])
+def test_train_then_evaluate(capsys: pytest.CaptureFixture[str], tmp_path: Path, variant: list[str]) -> None:
     import torch
 
     torch.set_num_threads(1)
@@ -201,6 +202,7 @@ def test_train_then_evaluate(capsys: pytest.CaptureFixture[str], tmp_path: Path)
             "--out",
             str(model),
             "--json",
+            *variant,
         ],
     )
     assert trained["epochs_run"] == 2

@@ -40,5 +40,9 @@ def test_demo_sorts_and_scores_every_policy(tmp_path: Path) -> None:
     assert isinstance(estimate, int)
     assert randoms > 30
     assert 0.5 < estimate / randoms < 2.0
+    # the quickly trained PETNet is not silent, and is scored on held-out singles next to the sorter
+    assert [r[0] for r in section.tables[1].rows] == ["PETNet", "takeWinnerOfGoods"]
+    assert 0.0 < m["petnet_f1"] <= 1.0  # type: ignore[operator]
+    assert m["petnet_sorter_f1_same_singles"] == section.tables[1].rows[1][3]
     assert section.figures[0].png.startswith(b"\x89PNG")
     assert (tmp_path / "pet_sim.root").stat().st_size > 100_000

@@ -97,10 +97,24 @@ def test_write_is_atomic_on_failure(tmp_path: Path) -> None:
     target = tmp_path / "out.root"
     write_gate(target, [GateTree("Singles", {"time": np.arange(3.0)})])
     before = target.read_bytes()
-    with pytest.raises(InputError, match="not numeric"):
-        write_gate(target, [GateTree("Singles", {"name": np.array(["a", "b"])})])
+    with pytest.raises(InputError, match="neither numeric nor str"):
+        write_gate(target, [GateTree("Singles", {"name": np.array([b"a", b"b"])})])
     assert target.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["out.root"]  # no temporary file left behind
+
+
+def test_string_branches_round_trip(tmp_path: Path) -> None:
+    names = np.array(["NULL", "phantom", "", "crystal", "Wasser-Phantom-ü", "phantom"] * 5)
+    tree = GateTree("Singles", {"time": np.arange(30.0), "comptVolName": names})
+    path = write_gate(tmp_path / "s.root", [tree])
+    with uproot.open(path) as fh:
+        assert fh.classnames()["Singles;1"] == "TTree"
+        assert fh["Singles"]["comptVolName"].array(library="np").tolist() == names.tolist()
+    back = read_gate(path, "Singles", step_size=7, progress_bar=False)
+    assert back["comptVolName"].dtype.kind == "U"
+    assert back["comptVolName"].tolist() == names.tolist()
+    assert back.equals(tree)
+    assert not back.equals(GateTree("Singles", {"time": np.arange(30.0), "comptVolName": names[::-1]}))
 
 
 def test_gate10_singles_are_renamed_and_converted(tmp_path: Path) -> None:

@@ -66,6 +66,7 @@ def test_fit_lowers_the_loss_predicts_spikes_and_checkpoints(tmp_path: Path) -> 
         crystals_per_ring=8,
         fan=0,
         lr=1e-2,
+        pos_weight=1.0,  # the unweighted count loss of the paper
         epochs=6,
         patience=6,
         batch_size=8,

@@ -43,6 +43,15 @@ def test_gate_branches_sorted_times_and_determinism() -> None:
     assert set(HITS_BRANCHES) == set(a.hits.keys())
     assert np.all(np.diff(a.singles["time"]) >= 0)
     assert np.all(np.diff(a.hits["time"]) >= 0)
+    # string branches agree with the counters they name
+    s, h = a.singles, a.hits
+    expected = np.where(
+        s["comptonPhantom"] > 0, "phantom", np.where(s["comptonCrystal"] > 0, "crystal", "NULL")
+    )
+    assert np.array_equal(s["comptVolName"], expected)
+    assert {"NULL", "phantom", "crystal"} <= set(s["comptVolName"].tolist())
+    assert np.array_equal(h["processName"] == "compt", h["nCrystalCompton"] > 0)
+    assert set(h["processName"].tolist()) == {"phot", "compt"}
     assert a.singles["eventID"].dtype == np.int32
     assert a.singles["time"].dtype == np.float64
     b = simulate("safir", [CylinderSource(5e5, radius_mm=15, length_mm=10)], seconds=2e-3, seed=7)

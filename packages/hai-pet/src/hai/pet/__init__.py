@@ -65,7 +65,10 @@ from hai.pet.tables import (
     GateTree,
 )
 
-_LAZY = {"PETNet": "hai.pet.petnet", "PETNetModule": "hai.pet.petnet", "petnet_loss": "hai.pet.petnet"}
+_LAZY = {
+    name: "hai.pet.petnet"
+    for name in ("PETNet", "PETNetModule", "LocalPETNetModule", "petnet_loss", "balanced_pos_weight")
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -89,6 +92,7 @@ __all__ = [
     "CylinderSource",
     "GateTree",
     "LineSource",
+    "LocalPETNetModule",
     "PETNet",
     "PETNetModule",
     "PairMetrics",
@@ -100,6 +104,7 @@ __all__ = [
     "SpikeMetrics",
     "WaterCylinder",
     "__version__",
+    "balanced_pos_weight",
     "check_policy",
     "coincidence_tree",
     "digitize",

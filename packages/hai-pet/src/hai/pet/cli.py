@@ -146,6 +146,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         scanner.n_crystals,
         hidden=args.hidden,
         geometry=args.geometry,
+        local=args.local,
+        fan=args.fan,
+        timing_weight=args.timing_weight,
         crystals_per_ring=scanner.crystals_per_ring,
         lr=args.lr,
         epochs=args.epochs,
@@ -188,12 +191,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             f"{args.model} does not record its spike encoding", hint="train it with `hai pet train`"
         )
     scanner, enc = _encode(singles, meta["preset"], int(meta["steps"]), float(meta["bin_ns"]))
-    used = enc.nonempty_samples
     rows: dict[str, dict[str, float]] = {}
     start = time.perf_counter()
-    pred = net.predict(enc.dense(used))
+    pred = net.predict_spikes(enc)
     pairs = spikes_to_pairs(
-        pred, enc, singles, window_ns=args.window_ns, samples=used, tolerance_steps=args.tolerance_steps
+        pred, enc, singles, window_ns=args.window_ns, tolerance_steps=args.tolerance_steps
     )
     seconds = time.perf_counter() - start
     results = {"PETNet": (coincidence_tree(singles, pairs), seconds)}
@@ -295,6 +297,13 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--bin-ns", type=float, default=0.5, help="width of one time step (ns)")
     p.add_argument("--hidden", type=int, help="hidden LIF neurons (default: one per crystal)")
     p.add_argument("--geometry", action="store_true", help="geometry-aware variant (opposite-fan inputs)")
+    p.add_argument(
+        "--local",
+        action="store_true",
+        help="geometry-local variant: one small LIF network shared by all crystals (learns from few samples)",
+    )
+    p.add_argument("--fan", type=int, default=20, help="half width of the facing fan (crystals)")
+    p.add_argument("--timing-weight", type=float, default=0.1, help="weight of the spike-timing loss")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=5e-4)

@@ -56,7 +56,8 @@ def write_gate(path: str | os.PathLike[str], trees: Mapping[str, GateTree] | Seq
     """Write GATE trees into a new ROOT file at ``path`` (replaced atomically); return the path.
 
     ``trees`` is a list of :class:`GateTree` (each written under its name) or a mapping of tree
-    name to table. Every numeric column becomes one branch with its dtype.
+    name to table. Every numeric column becomes one branch with its dtype; a column of strings
+    (numpy ``str``, e.g. ``comptVolName``, ``processName``) becomes a string branch.
     """
     import uproot  # type: ignore[import-untyped]
 
@@ -71,17 +72,69 @@ def write_gate(path: str | os.PathLike[str], trees: Mapping[str, GateTree] | Seq
         with uproot.recreate(tmp_name) as fh:
             for name, tree in items:
                 for key, value in tree.columns.items():
-                    if value.dtype.kind not in "biuf":
-                        raise InputError(f"branch {key!r} of {name!r} is not numeric ({value.dtype})")
-                fh.mktree(name, {key: value.dtype for key, value in tree.columns.items()})
+                    if value.dtype.kind not in "biufU":
+                        raise InputError(
+                            f"branch {key!r} of {name!r} is neither numeric nor str ({value.dtype})"
+                        )
+                fh.mktree(
+                    name,
+                    {k: "string" if v.dtype.kind == "U" else v.dtype for k, v in tree.columns.items()},
+                )
                 n = len(tree)
                 for start in range(0, n, WRITE_CHUNK):
-                    fh[name].extend({k: v[start : start + WRITE_CHUNK] for k, v in tree.columns.items()})
+                    fh[name].extend(
+                        {
+                            k: _to_awkward_strings(v[start : start + WRITE_CHUNK])
+                            if v.dtype.kind == "U"
+                            else v[start : start + WRITE_CHUNK]
+                            for k, v in tree.columns.items()
+                        }
+                    )
         os.replace(tmp_name, target)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
     return target
+
+
+def _to_awkward_strings(values: np.ndarray) -> Any:
+    """A numpy ``str`` column as an awkward string array, built without a Python loop over rows
+    (GATE's string branches hold a few distinct names: each is encoded once)."""
+    import awkward as ak  # type: ignore[import-untyped]
+
+    names, inverse = np.unique(values, return_inverse=True)
+    encoded = [str(name).encode() for name in names]
+    name_len = np.array([len(e) for e in encoded], dtype=np.int64)
+    name_start = np.concatenate([[0], np.cumsum(name_len)[:-1]]).astype(np.int64)
+    pool = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+    lengths = name_len[inverse]
+    offsets = np.zeros(len(values) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    row = np.repeat(np.arange(len(values)), lengths)
+    chars = pool[name_start[inverse][row] + np.arange(offsets[-1]) - offsets[row]] if len(pool) else pool
+    content = ak.contents.NumpyArray(chars, parameters={"__array__": "char"})
+    layout = ak.contents.ListOffsetArray(
+        ak.index.Index64(offsets), content, parameters={"__array__": "string"}
+    )
+    return ak.Array(layout)
+
+
+def _from_awkward_strings(array: Any) -> np.ndarray:
+    """An awkward string array (a string branch read by uproot) as a numpy ``str`` column."""
+    import awkward as ak
+
+    layout = ak.to_layout(array).to_ListOffsetArray64(True)
+    offsets = np.asarray(layout.offsets)
+    chars = np.asarray(layout.content.data)[offsets[0] :]
+    offsets = offsets - offsets[0]
+    lengths = np.diff(offsets)
+    width = max(int(lengths.max()) if len(lengths) else 0, 1)
+    padded = np.zeros((len(lengths), width), dtype=np.uint8)
+    row = np.repeat(np.arange(len(lengths)), lengths)
+    padded[row, np.arange(offsets[-1]) - offsets[row]] = chars[: offsets[-1]]
+    names, inverse = np.unique(padded.view(f"S{width}").ravel(), return_inverse=True)
+    decoded = np.array([name.decode() for name in names], dtype=str)  # UTF-8, once per name
+    return decoded[inverse.ravel()] if len(names) else np.zeros(0, dtype="U1")
 
 
 def _open_tree(path: str | os.PathLike[str], tree: str) -> Any:
@@ -139,11 +192,20 @@ def iterate_gate(
     total = int(handle.num_entries)
     if total == 0:
         raise InputError(f"tree {tree!r} in {path} is empty (0 entries)")
-    chunks = handle.iterate(wanted, step_size=step_size, library="np")
+    strings = {b for b in wanted if type(handle[b].interpretation).__name__ == "AsStrings"}
+    chunks = handle.iterate(wanted, step_size=step_size, library="ak" if strings else "np")
     if progress_bar:
         chunks = progress(chunks, total=-(-total // step_size), desc=f"reading {tree}", unit="chunk")
     for chunk in chunks:
-        yield GateTree(tree, {k: np.asarray(chunk[k]) for k in wanted})
+        if not strings:
+            yield GateTree(tree, {k: np.asarray(chunk[k]) for k in wanted})
+            continue
+        import awkward as ak
+
+        yield GateTree(
+            tree,
+            {k: _from_awkward_strings(chunk[k]) if k in strings else ak.to_numpy(chunk[k]) for k in wanted},
+        )
 
 
 def read_gate(

@@ -8,7 +8,11 @@ belongs to a true pair. The loss is a·L_count + b·L_timing: the squared differ
 spike counts, plus each predicted spike's squared distance (in steps / T) to the nearest target
 spike on its crystal. ``geometry=True`` is hai's geometry-aware variant: a second input block
 that, for each crystal, carries the spikes of the crystals facing it across the ring (an
-opposite-fan window; the paper's Dirichlet-window encoding is not reproduced).
+opposite-fan window; the paper's Dirichlet-window encoding is not reproduced). ``local=True``
+is hai's geometry-local network (:class:`LocalPETNetModule`): one small LIF network shared by all
+crystals, which learns coincidence detection from a few thousand singles and predicts from the
+sparse spikes (:meth:`PETNet.predict_spikes`). The count loss weighs target crystals by
+``pos_weight`` (balanced by default, :func:`balanced_pos_weight`), so silence is not a minimum.
 
 :class:`PETNet` follows the estimator contract (``fit`` returns self, learned state in
 attributes ending in ``_``, ``predict``); ``module_`` is the ``torch.nn.Module``.
@@ -26,6 +30,7 @@ import copy
 import inspect
 import itertools
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +41,7 @@ import torch
 from snntorch import surrogate
 from torch import nn
 
+from hai.pet.spikes import SpikeEncoding
 from hai.shared import InputError, RngStreams, load_checkpoint, resolve_device, save_checkpoint
 
 
@@ -93,6 +99,162 @@ class PETNetModule(nn.Module):
         return torch.stack(spikes, dim=1), torch.stack(potentials, dim=1)
 
 
+class LocalPETNetModule(nn.Module):
+    """The geometry-local PETNet: one small LIF network, shared by every crystal, reads three
+    input channels per crystal and time step and decides whether that crystal's spike is part of
+    a coincidence.
+
+    The channels are the crystal's own spike, the number of spikes in the fan of crystals facing
+    it across the ring (``geometry``, [C, C] 0/1) and the number of other spikes in the sample;
+    a coincidence becomes a coincident pair of spikes in paired channels, the same task for every
+    crystal (the ring's rotational symmetry), so it is learnt from a few hundred samples.
+    Linear(3 → hidden) → LIF → … → Linear(→ 1) → LIF, looped over time steps.
+    """
+
+    n_features = 3
+
+    def __init__(
+        self,
+        geometry: torch.Tensor,
+        hidden: int,
+        n_layers: int = 1,
+        beta: float = 0.95,
+        init_scale: float = 1.0,
+    ) -> None:
+        super().__init__()
+        sizes = [self.n_features] + [hidden] * n_layers + [1]
+        linears = [nn.Linear(a, b) for a, b in itertools.pairwise(sizes)]
+        with torch.no_grad():
+            for fc in linears:
+                fc.weight.mul_(init_scale)
+                # a constant current integrates to bias / (1 − beta) and fires the neuron tonically
+                fc.bias.zero_()
+        self.fcs = nn.ModuleList(linears)
+        grad = surrogate.atan()
+        self.lifs = nn.ModuleList(
+            snn.Leaky(beta=beta, learn_beta=True, spike_grad=grad) for _ in range(len(sizes) - 1)
+        )
+        self.register_buffer("geometry", geometry)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """[batch, T, C] spikes → [batch, T, C, 3] (own spike, facing-fan count, other spikes)."""
+        geometry: torch.Tensor = self.geometry  # type: ignore[assignment]
+        fan = x @ geometry.T
+        other = x.sum(-1, keepdim=True) - x - fan
+        return torch.stack([x, fan, other], dim=-1)
+
+    def run_rows(self, f: torch.Tensor, *, fast: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run the shared network on [rows, T, 3] features; spikes and potentials [rows, T].
+
+        ``fast=True`` (inference, no gradients) integrates with in-place tensor operations
+        instead of calling ``snn.Leaky`` per step: the same arithmetic (subtractive reset of the
+        previous step's spike, threshold 1), so the same spikes, at a fraction of the overhead.
+        """
+        cur = f
+        mem = cur
+        lifs: list[Any] = list(self.lifs)
+        for fc, lif in zip(self.fcs, lifs, strict=True):
+            current = fc(cur)  # all time steps at once; only the leaky integration loops
+            if fast:
+                cur, mem = _lif_scan(lif, current)
+                continue
+            m = lif.init_leaky()
+            spikes, mems = [], []
+            for t in range(current.shape[1]):
+                s, m = lif(current[:, t], m)
+                spikes.append(s)
+                mems.append(m)
+            cur, mem = torch.stack(spikes, dim=1), torch.stack(mems, dim=1)
+        return cur[..., 0], mem[..., 0]
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Output spikes and membrane potentials, both [batch, T, C]; a crystal without an
+        input spike in the sample has no single to select and does not spike."""
+        b, n_steps, c = x.shape
+        f = self.features(x).permute(0, 2, 1, 3).reshape(b * c, n_steps, self.n_features)
+        spk, mem = self.run_rows(f)
+        active = (x.sum(1, keepdim=True) > 0).to(spk.dtype)
+        return (
+            spk.reshape(b, c, n_steps).permute(0, 2, 1) * active,
+            mem.reshape(b, c, n_steps).permute(0, 2, 1),
+        )
+
+
+@torch.no_grad()
+def _lif_scan(lif: Any, current: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``snn.Leaky`` (subtractive reset, delayed by one step, as snnTorch's default) over
+    [rows, T, n] input currents, without autograd: spikes and potentials [rows, T, n]."""
+    beta = lif.beta.clamp(0, 1)
+    threshold = lif.threshold
+    steps = current.transpose(0, 1).contiguous()  # [T, rows, n]: each step is contiguous
+    mems = torch.empty_like(steps)
+    mem = torch.zeros_like(steps[0])
+    for t in range(len(steps)):
+        reset = ((mem - threshold) > 0).to(mem.dtype)
+        mem = beta * mem + steps[t] - reset * threshold
+        mems[t] = mem
+    spikes = ((mems - threshold) > 0).to(mems.dtype)
+    return spikes.transpose(0, 1), mems.transpose(0, 1)
+
+
+def _active_rows(
+    module: LocalPETNetModule, x: torch.Tensor, y: torch.Tensor, chunk: int = 256
+) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    """Features [rows, T, 3], targets [rows, T, 1] and sample index of the (sample, crystal)
+    rows of dense ``x`` that hold an input spike."""
+    feats, targets, samples = [], [], []
+    with torch.no_grad():
+        for start in range(0, len(x), chunk):
+            xb = x[start : start + chunk].to(module.geometry.device)  # type: ignore[arg-type]
+            b, c = torch.nonzero(xb.sum(1) > 0, as_tuple=True)
+            feats.append(module.features(xb)[b, :, c].cpu())
+            targets.append(y[start : start + chunk][b.cpu(), :, c.cpu()].unsqueeze(-1))
+            samples.append(b.cpu().numpy() + start)
+    return torch.cat(feats), torch.cat(targets), np.concatenate(samples)
+
+
+def _sample_blocks(encoding: SpikeEncoding, samples: np.ndarray, max_rows: int) -> list[np.ndarray]:
+    """Split ``samples`` into consecutive blocks of at most about ``max_rows`` input spikes."""
+    counts = np.bincount(encoding.sample, minlength=encoding.n_samples)[samples]
+    block = np.cumsum(counts) // max(max_rows, 1)
+    cuts = np.flatnonzero(np.diff(block)) + 1
+    return [b for b in np.split(samples, cuts) if len(b)]
+
+
+def local_features(
+    encoding: SpikeEncoding, samples: np.ndarray, geometry: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:meth:`LocalPETNetModule.features` for only the (sample, crystal) rows that hold a spike.
+
+    Returns the rows' sample and channel and their float32 features [rows, T, 3] (own spike,
+    facing-fan count, other spikes), built from the sparse spikes in O(Σ rows × spikes) per
+    sample instead of O(T·C²).
+    """
+    keep = np.isin(encoding.sample, samples)
+    sample, step, channel = encoding.sample[keep], encoding.step[keep], encoding.channel[keep]
+    order = np.lexsort((step, channel, sample))
+    sample, step, channel = sample[order], step[order], channel[order]
+    n_t = encoding.n_steps
+    key = sample * encoding.n_channels + channel
+    row_key, row_of_spike = np.unique(key, return_inverse=True)
+    r_sample, r_channel = row_key // encoding.n_channels, row_key % encoding.n_channels
+    n_rows = len(row_key)
+    flat = [(row_of_spike * n_t + step) * 3]  # own spike
+    # every row against every spike of its sample
+    _, spike_start, spikes_per = np.unique(sample, return_index=True, return_counts=True)
+    sample_of_row = np.searchsorted(np.unique(sample), r_sample)
+    reps = spikes_per[sample_of_row]
+    row_idx = np.repeat(np.arange(n_rows), reps)
+    offset = np.arange(len(row_idx)) - np.repeat(np.cumsum(reps) - reps, reps)
+    j = spike_start[sample_of_row][row_idx] + offset
+    other_channel = channel[j] != r_channel[row_idx]
+    row_idx, j = row_idx[other_channel], j[other_channel]
+    is_fan = geometry[r_channel[row_idx], channel[j]]
+    flat.append((row_idx * n_t + step[j]) * 3 + np.where(is_fan, 1, 2))
+    feats = np.bincount(np.concatenate(flat), minlength=n_rows * n_t * 3).astype(np.float32)
+    return r_sample, r_channel, feats.reshape(n_rows, n_t, 3)
+
+
 def _nearest_target_distance(target: torch.Tensor) -> torch.Tensor:
     """For each (batch, step, channel): steps to the nearest target spike on that channel (T if none)."""
     n_steps = target.shape[1]
@@ -103,19 +265,46 @@ def _nearest_target_distance(target: torch.Tensor) -> torch.Tensor:
     return torch.clamp(torch.minimum(t - last, nxt - t), max=float(n_steps))
 
 
+def balanced_pos_weight(x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor) -> float:
+    """Weight of target crystals in the count loss that balances targets against the rest:
+    (input spikes − target spikes) / target spikes (1 when there are no targets).
+
+    With it, staying silent costs as much as spiking on every input spike, so silence is no
+    longer the minimum when targets are rare.
+
+    >>> x = np.zeros((1, 4, 3)); x[0, 0, :] = 1; x[0, 2, 0] = 1; y = np.zeros_like(x); y[0, 0, 1] = 1
+    >>> balanced_pos_weight(x, y)
+    3.0
+    """
+    n_in, n_pos = float((np.asarray(x) > 0.5).sum()), float((np.asarray(y) > 0.5).sum())
+    return (n_in - n_pos) / n_pos if n_pos else 1.0
+
+
 def petnet_loss(
-    spikes: torch.Tensor, target: torch.Tensor, *, count_weight: float = 1.0, timing_weight: float = 0.1
+    spikes: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    count_weight: float = 1.0,
+    timing_weight: float = 0.1,
+    pos_weight: float = 1.0,
 ) -> torch.Tensor:
     """a·L_count + b·L_timing for [batch, T, C] spikes (0 when ``spikes`` equals ``target``).
+
+    L_count is the mean over (sample, crystal) of w·(predicted − target spike count)², with
+    w = ``pos_weight`` on crystals that hold a target spike and 1 elsewhere.
 
     >>> y = torch.zeros(1, 10, 2); y[0, 4, 1] = 1
     >>> float(petnet_loss(y, y)), float(petnet_loss(torch.roll(y, 3, 1), y)) > 0
     (0.0, True)
+    >>> float(petnet_loss(torch.zeros_like(y), y, pos_weight=4.0))  # (4·1² + 1·0²) / 2 crystals
+    2.0
     """
     if spikes.shape != target.shape:
         raise InputError(f"spikes {tuple(spikes.shape)} and target {tuple(target.shape)} differ in shape")
     n_steps = spikes.shape[1]
-    count = ((spikes.sum(1) - target.sum(1)) ** 2).mean()
+    target_count = target.sum(1)
+    weight = torch.where(target_count > 0, pos_weight, 1.0)
+    count = (weight * (spikes.sum(1) - target_count) ** 2).mean()
     dist = _nearest_target_distance(target) / n_steps
     timing = (spikes * dist**2).sum(1).mean()
     return count_weight * count + timing_weight * timing
@@ -134,7 +323,14 @@ class PETNet:
     """PETNet as an estimator: ``fit(x, y)`` on spike tensors [samples, T, C], ``predict(x)``.
 
     Defaults follow the paper's code (hidden = C, beta 0.95, Adam lr 5e-4, batch 128, early
-    stopping patience 2, 80/20 split, count weight 1, timing weight 0.1).
+    stopping patience 2, 80/20 split, count weight 1, timing weight 0.1), except that the
+    count loss weights target crystals by ``pos_weight`` ("balanced": :func:`balanced_pos_weight`,
+    so that silence is not a minimum when targets are rare; 1 is the paper's loss).
+
+    ``local=True`` selects :class:`LocalPETNetModule` (hidden 8 and beta 0.5 by default: a
+    coincidence is short, a long membrane memory makes the output spike late), which needs
+    ``crystals_per_ring`` and ``fan`` for its facing-fan channel and predicts fast through
+    :meth:`predict_spikes`.
     """
 
     def __init__(
@@ -143,7 +339,7 @@ class PETNet:
         *,
         hidden: int | None = None,
         n_layers: int = 1,
-        beta: float = 0.95,
+        beta: float | None = None,
         geometry: bool = False,
         crystals_per_ring: int | None = None,
         fan: int = 20,
@@ -155,6 +351,8 @@ class PETNet:
         validation_fraction: float = 0.2,
         count_weight: float = 1.0,
         timing_weight: float = 0.1,
+        pos_weight: float | str = "balanced",
+        local: bool = False,
         seed: int = 42,
         device: str = "auto",
     ) -> None:
@@ -173,6 +371,8 @@ class PETNet:
         self.validation_fraction = validation_fraction
         self.count_weight = count_weight
         self.timing_weight = timing_weight
+        self.pos_weight = pos_weight
+        self.local = local
         self.seed = seed
         self.device = device
 
@@ -181,15 +381,20 @@ class PETNet:
         keys = [k for k in inspect.signature(type(self).__init__).parameters if k != "self"]
         return {k: getattr(self, k) for k in keys}
 
-    def _build(self) -> PETNetModule:
+    def _build(self) -> PETNetModule | LocalPETNetModule:
         if self.n_channels <= 0 or self.n_layers <= 0:
             raise InputError("n_channels and n_layers must be positive")
         geo = None
         if self.geometry:
             geo = opposite_fan(self.n_channels, self.crystals_per_ring or self.n_channels, self.fan)
         torch.manual_seed(RngStreams(self.seed).entropy("petnet-init") & 0x7FFF_FFFF)
+        if self.local:
+            geo = opposite_fan(self.n_channels, self.crystals_per_ring or self.n_channels, self.fan)
+            beta = 0.5 if self.beta is None else self.beta
+            return LocalPETNetModule(geo, self.hidden or 8, self.n_layers, beta, self.init_scale)
+        beta = 0.95 if self.beta is None else self.beta
         return PETNetModule(
-            self.n_channels, self.hidden or self.n_channels, self.n_layers, self.beta, geo, self.init_scale
+            self.n_channels, self.hidden or self.n_channels, self.n_layers, beta, geo, self.init_scale
         )
 
     def _check(self, x: np.ndarray, name: str) -> torch.Tensor:
@@ -202,7 +407,9 @@ class PETNet:
         """Train on input spikes ``x`` and target spikes ``y`` (both [samples, T, C]).
 
         Keeps the weights of the epoch with the lowest validation loss; stops after
-        ``patience`` epochs without improvement. Sets ``module_``, ``history_``, ``device_``.
+        ``patience`` epochs without improvement. Sets ``module_``, ``history_``, ``device_`` and
+        ``pos_weight_``. The validation split is by sample. The local network trains on the
+        (sample, crystal) rows that hold an input spike, ``batch_size`` rows at a time.
         """
         xt, yt = self._check(x, "x"), self._check(y, "y")
         if xt.shape != yt.shape:
@@ -215,6 +422,27 @@ class PETNet:
         order = rng.permutation(len(xt))
         n_val = min(max(1, round(self.validation_fraction * len(xt))), len(xt) - 1)
         val, train = order[:n_val], order[n_val:]
+        if self.pos_weight == "balanced":
+            self.pos_weight_ = balanced_pos_weight(xt[train], yt[train])
+        elif isinstance(self.pos_weight, str):
+            raise InputError(f"pos_weight must be a number or 'balanced', got {self.pos_weight!r}")
+        else:
+            self.pos_weight_ = float(self.pos_weight)
+
+        def forward(batch: torch.Tensor) -> torch.Tensor:
+            return module(batch)[0]
+
+        if isinstance(module, LocalPETNetModule):
+            local = module
+            xt, yt, row_sample = _active_rows(local, xt, yt)
+            in_val = np.isin(row_sample, val)
+            val, train = np.flatnonzero(in_val), np.flatnonzero(~in_val)
+            if not len(val) or not len(train):
+                raise InputError("fit needs input spikes in both the training and the validation samples")
+
+            def forward(batch: torch.Tensor) -> torch.Tensor:
+                return local.run_rows(batch)[0].unsqueeze(-1)
+
         optimizer = torch.optim.Adam(module.parameters(), lr=self.lr)
         best, best_state, bad = float("inf"), copy.deepcopy(module.state_dict()), 0
         history: list[EpochRecord] = []
@@ -224,16 +452,21 @@ class PETNet:
             losses = []
             for start in range(0, len(train), self.batch_size):
                 idx = train[start : start + self.batch_size]
-                spk, _ = module(xt[idx].to(device))
+                spk = forward(xt[idx].to(device))
                 loss = petnet_loss(
-                    spk, yt[idx].to(device), count_weight=self.count_weight, timing_weight=self.timing_weight
+                    spk,
+                    yt[idx].to(device),
+                    count_weight=self.count_weight,
+                    timing_weight=self.timing_weight,
+                    pos_weight=self.pos_weight_,
                 )
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
                 losses.append(float(loss.detach()))
             train = batch_rng.permutation(train)
-            val_loss = self._loss(module, xt[val], yt[val], device)
+            module.eval()
+            val_loss = self._loss(forward, xt[val], yt[val], device)
             history.append(EpochRecord(epoch, float(np.mean(losses)), val_loss))
             if val_loss < best:
                 best, best_state, bad = val_loss, copy.deepcopy(module.state_dict()), 0
@@ -247,22 +480,28 @@ class PETNet:
         self.metadata_: dict[str, Any] = {}
         return self
 
-    def _loss(self, module: PETNetModule, x: torch.Tensor, y: torch.Tensor, device: torch.device) -> float:
-        module.eval()
+    def _loss(
+        self,
+        forward: Callable[[torch.Tensor], torch.Tensor],
+        x: torch.Tensor,
+        y: torch.Tensor,
+        device: torch.device,
+    ) -> float:
         total = 0.0
         with torch.no_grad():
             for start in range(0, len(x), self.batch_size):
-                spk, _ = module(x[start : start + self.batch_size].to(device))
+                spk = forward(x[start : start + self.batch_size].to(device))
                 loss = petnet_loss(
                     spk,
                     y[start : start + self.batch_size].to(device),
                     count_weight=self.count_weight,
                     timing_weight=self.timing_weight,
+                    pos_weight=self.pos_weight_,
                 )
                 total += float(loss) * len(spk)
         return total / len(x)
 
-    def _fitted(self) -> PETNetModule:
+    def _fitted(self) -> nn.Module:
         module = getattr(self, "module_", None)
         if module is None:
             raise InputError("this PETNet is not fitted yet", hint="call fit(x, y) or PETNet.load(path)")
@@ -280,6 +519,43 @@ class PETNet:
                 out.append(spk.to("cpu").numpy().astype(np.uint8))
         return np.concatenate(out) if out else np.zeros((0, *xt.shape[1:]), dtype=np.uint8)
 
+    def predict_spikes(
+        self, encoding: SpikeEncoding, samples: np.ndarray | None = None, *, max_rows: int = 20_000
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Output spikes for the samples of a sparse ``encoding`` as coordinates
+        (sample, step, channel), ready for :func:`hai.pet.spikes_to_pairs`.
+
+        The local network runs only on the (sample, crystal) rows that hold an input spike, from
+        features built sparsely (no dense [samples, T, C] tensor): an output spike elsewhere could
+        not select a single anyway, so the selected singles equal those of :meth:`predict`. The
+        fully connected network densifies ``batch_size`` samples at a time.
+        """
+        module = self._fitted()
+        if encoding.n_channels != self.n_channels:
+            raise InputError(
+                f"the encoding has {encoding.n_channels} channels, this PETNet {self.n_channels}"
+            )
+        chosen = encoding.nonempty_samples if samples is None else np.unique(np.asarray(samples))
+        out: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        with torch.no_grad():
+            if isinstance(module, LocalPETNetModule):
+                geometry = module.geometry.to("cpu").numpy() > 0.5  # type: ignore[operator]
+                for block in _sample_blocks(encoding, chosen, max_rows):
+                    r_sample, r_channel, feats = local_features(encoding, block, geometry)
+                    spk, _ = module.run_rows(torch.from_numpy(feats).to(self.device_), fast=True)
+                    r, t = np.nonzero(spk.to("cpu").numpy() > 0.5)
+                    out.append((r_sample[r], t, r_channel[r]))
+            else:
+                for start in range(0, len(chosen), self.batch_size):
+                    block = chosen[start : start + self.batch_size]
+                    spk, _ = module(torch.from_numpy(encoding.dense(block)).to(self.device_))
+                    s, t, c = np.nonzero(spk.to("cpu").numpy() > 0.5)
+                    out.append((block[s], t, c))
+        if not out:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, empty
+        return tuple(np.concatenate([o[k] for o in out]).astype(np.int64) for k in range(3))  # type: ignore[return-value]
+
     def save(self, path: str | os.PathLike[str], *, metadata: dict[str, Any] | None = None) -> Path:
         """Write the fitted weights and parameters as a hai checkpoint (safetensors + JSON).
 
@@ -292,7 +568,7 @@ class PETNet:
             module.state_dict(),
             config=self.get_params(),
             seed=self.seed,
-            extra={"history": history, "metadata": metadata or {}},
+            extra={"history": history, "metadata": metadata or {}, "pos_weight": self.pos_weight_},
         )
 
     @classmethod
@@ -308,4 +584,5 @@ class PETNet:
         net.module_ = module.to(net.device_).eval()
         net.history_ = [EpochRecord(**r) for r in ckpt.extra.get("history", [])]
         net.metadata_ = dict(ckpt.extra.get("metadata", {}))
+        net.pos_weight_ = float(ckpt.extra.get("pos_weight", 1.0))
         return net

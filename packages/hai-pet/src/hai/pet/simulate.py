@@ -250,6 +250,8 @@ def _chunk(
         "nCrystalCompton": (~photopeak).astype(np.int32),
         "nPhantomRayleigh": np.zeros(len(keep), dtype=np.int32),
         "nCrystalRayleigh": np.zeros(len(keep), dtype=np.int32),
+        # the process of the step that deposited the energy: photoelectric or Compton (partial)
+        "processName": np.where(photopeak, "phot", "compt"),
         "axialPos": np.zeros(len(keep)),
         "rotationAngle": np.zeros(len(keep)),
     }
@@ -296,6 +298,12 @@ def digitize(hits: GateTree, scanner: Scanner, rng: np.random.Generator) -> Gate
         "comptonCrystal": h["nCrystalCompton"][order],
         "RayleighPhantom": h["nPhantomRayleigh"][order],
         "RayleighCrystal": h["nCrystalRayleigh"][order],
+        # the volume of the photon's Compton scatter ("NULL" when none), as GATE names it
+        "comptVolName": np.where(
+            h["nPhantomCompton"][order] > 0,
+            "phantom",
+            np.where(h["nCrystalCompton"][order] > 0, "crystal", "NULL"),
+        ),
         "axialPos": h["axialPos"][order],
         "rotationAngle": h["rotationAngle"][order],
         "photonID": h["photonID"][order],

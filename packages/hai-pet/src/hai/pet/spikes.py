@@ -152,16 +152,23 @@ def encode_spikes(
     )
 
 
-def _coords(pred: np.ndarray, samples: np.ndarray | None, n_samples: int) -> tuple[np.ndarray, ...]:
+Spikes = np.ndarray | tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def _coords(pred: Spikes, samples: np.ndarray | None, n_samples: int) -> tuple[np.ndarray, ...]:
+    if isinstance(pred, tuple):  # (sample, step, channel) coordinates, samples already absolute
+        return tuple(np.asarray(p, dtype=np.int64) for p in pred)
     s, step, channel = np.nonzero(np.asarray(pred) > 0.5)
     chosen = np.arange(n_samples) if samples is None else np.asarray(samples)
     return chosen[s], step, channel
 
 
 def spikes_to_singles(
-    pred: np.ndarray, encoding: SpikeEncoding, *, samples: np.ndarray | None = None, tolerance_steps: int = 0
+    pred: Spikes, encoding: SpikeEncoding, *, samples: np.ndarray | None = None, tolerance_steps: int = 0
 ) -> np.ndarray:
-    """Rows of the singles that predicted spikes [samples, steps, channels] point at.
+    """Rows of the singles that predicted spikes point at: a dense [samples, steps, channels]
+    array (its samples are ``samples``, default all) or (sample, step, channel) coordinates as
+    :meth:`hai.pet.PETNet.predict_spikes` returns them.
 
     A predicted spike selects the input spike on the same channel and sample that is nearest in
     time, if within ``tolerance_steps``.
@@ -186,7 +193,7 @@ def spikes_to_singles(
 
 
 def spikes_to_pairs(
-    pred: np.ndarray,
+    pred: Spikes,
     encoding: SpikeEncoding,
     singles: GateTree,
     *,

@@ -18,7 +18,7 @@ import numpy as np
 
 from hai.shared import InputError
 
-#: GATE 9 ``Singles`` branches written by hai (string branches such as comptVolName are not).
+#: GATE 9 ``Singles`` branches written by hai (comptVolName is a string branch).
 SINGLES_BRANCHES: tuple[str, ...] = (
     "runID",
     "eventID",
@@ -41,6 +41,7 @@ SINGLES_BRANCHES: tuple[str, ...] = (
     "comptonCrystal",
     "RayleighPhantom",
     "RayleighCrystal",
+    "comptVolName",
     "axialPos",
     "rotationAngle",
 )
@@ -48,7 +49,7 @@ SINGLES_BRANCHES: tuple[str, ...] = (
 #: Extra truth branch of hai's simulated singles: which of the two annihilation photons (1, 2).
 TRUTH_BRANCHES: tuple[str, ...] = ("photonID",)
 
-#: GATE 9 ``Hits`` branches written by hai (processName and volumeID[10] are not).
+#: GATE 9 ``Hits`` branches written by hai (processName is a string branch; volumeID[10] is not written).
 HITS_BRANCHES: tuple[str, ...] = (
     "PDGEncoding",
     "trackID",
@@ -80,6 +81,7 @@ HITS_BRANCHES: tuple[str, ...] = (
     "nCrystalCompton",
     "nPhantomRayleigh",
     "nCrystalRayleigh",
+    "processName",
     "axialPos",
     "rotationAngle",
 )
@@ -106,6 +108,7 @@ COINCIDENCE_PAIR_FIELDS: tuple[str, ...] = (
     "comptonCrystal",
     "RayleighPhantom",
     "RayleighCrystal",
+    "comptVolName",
 )
 
 #: GATE 9 ``Coincidences`` branches written by hai.
@@ -185,7 +188,10 @@ class GateTree:
         cols = other.columns if isinstance(other, GateTree) else dict(other)
         if set(cols) != set(self.columns):
             return False
-        return all(
-            cols[k].dtype == v.dtype and np.array_equal(cols[k], v, equal_nan=v.dtype.kind == "f")
-            for k, v in self.columns.items()
-        )
+
+        def same(a: np.ndarray, b: np.ndarray) -> bool:
+            if a.dtype.kind == b.dtype.kind == "U":  # strings: equal values, whatever the width
+                return np.array_equal(a, b)
+            return a.dtype == b.dtype and np.array_equal(a, b, equal_nan=b.dtype.kind == "f")
+
+        return all(same(cols[k], v) for k, v in self.columns.items())
