@@ -1,20 +1,34 @@
 """Weak and strong scaling of sampling parallelism against data parallelism, W = 1 and 2 processes.
 
-A Bayesian CNN (the 8x8 digits, batch 64, ``hai.scale.small_cnn`` made Bayesian) takes optimizer
-steps of the S-sample ELBO through :class:`hai.scale.SamplingParallel`:
+A Bayesian CNN (the 8x8 digits, ``hai.scale.small_cnn`` made Bayesian) takes optimizer steps of
+the S-sample ELBO through :class:`hai.scale.SamplingParallel`:
 
 * **weak scaling**: S = S0·W (the work per process stays S0 samples × B examples);
   efficiency = T(1) / T(W);
 * **strong scaling**: S fixed; efficiency = T(1) / (W·T(W)).
 
-W = 1 is the single-process (``local``) run, the baseline of both modes. Each configuration runs
-in fresh processes, ``--repeats`` times in interleaved rounds (one intra-op thread each, gloo
-over a file:// rendezvous on CPU, nccl with one GPU per rank on CUDA), times ``--steps`` steps
-after ``--warmup`` warm-up steps (median of the per-step maximum over ranks, then the median
-over the rounds) and reports two memory figures per process: the bytes autograd saves for the
-backward pass of one step (activations, noise and sampled weights, each storage counted once;
-what grows with samples × rows) and the peak resident memory (``ru_maxrss``: the whole process,
-torch runtime and data included).
+W = 1 is the single-process (``local``) run, the baseline of both modes.
+
+**Size.** Weak scaling asks whether the fixed cost of a step — one all-reduce of the 2×P
+variational parameters' gradients (the loss value rides along), DDP's bookkeeping — is small
+next to the work that grows with the samples. The paper's setting is a per-GPU sample count
+large enough that this is so; here the defaults are S0 = 8 samples per process on a batch of
+B = 128 (1,024 sample-examples per process and step: 31–58 ms of CPU time per step on one core
+of a loaded 2-core machine, against 0.9–2.9 ms for a bare all-reduce of the 15,272 gradient
+values over gloo on localhost there). The former defaults (S0 = 4, B = 64, 8 ms steps on an idle
+core) measure mostly the fixed cost. Strong scaling uses S = 16 (the weak W = 2 total).
+
+**Measurement.** Two long-lived worker pools — one process without a process group (W = 1)
+and two processes joined over gloo (file:// rendezvous; nccl with one GPU per rank on CUDA), one intra-op
+thread each — receive the configurations as commands, so that W = 1 and W = 2 run interleaved in
+one run, ``--repeats`` rounds, right after one another (idle workers wait on a pipe and use no
+CPU). Per configuration: ``--warmup`` steps, then ``--blocks`` blocks of ``--steps`` steps; ranks
+start a block together and then run as in training (the gradient all-reduce is their only
+synchronisation); a block's time per step is the slowest rank's. A configuration's time is the
+median over its blocks, then over the rounds; its efficiency is the median over rounds of the
+paired (same round) efficiencies. CPU ms is the process CPU time per step of the busiest rank.
+"Saved MiB" is what autograd keeps for the backward pass of one step (activations, noise and
+sampled weights, each storage counted once), the memory that grows with samples × rows.
 Prints a table and writes ``bench_sampling_parallel.json`` to ``--out``.
 
     python packages/hai-scale/benchmarks/bench_sampling_parallel.py --out build/bench
@@ -46,13 +60,80 @@ from hai.scale import (
     synthetic_classification,
     to_bayesian,
 )
-from hai.scale.parallel.training import max_rss_mib
+from hai.scale.data import ClassificationData
 from hai.shared import MissingPackageError, RngStreams, resolve_device, write_json
 
+MARK = "BENCH-RESULT "
 
-def worker(rank: int, world: int, init_file: str, result_file: str, spec: dict[str, Any]) -> None:
+
+def measure_config(spec: dict[str, Any], data: ClassificationData, device: torch.device) -> dict[str, Any]:
+    """Time one configuration in this process (a rank of the current group, if any)."""
+    world = dist.get_world_size() if dist.is_initialized() else 1
+    torch.manual_seed(0)
+    model = to_bayesian(small_cnn(10, (8, 8), channels=tuple(spec["channels"]))).to(device)
+    engine = SamplingParallel(
+        model,
+        ELBOLoss(data.x_train.shape[0]),
+        mode=spec["mode"],
+        samples=spec["samples"],
+        batch_size=spec["batch"],
+        seed=0,
+    )
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x_all, y_all = data.x_train.to(device), data.y_train.to(device)
+    order = torch.randperm(x_all.shape[0], generator=RngStreams(0).torch("bench-order"))
+    step = 0
+
+    def run(n: int) -> None:
+        nonlocal step
+        for _ in range(n):
+            idx = order[(step * spec["batch"]) % (x_all.shape[0] - spec["batch"]) :][: spec["batch"]]
+            opt.zero_grad(set_to_none=True)
+            engine.forward_backward(x_all[idx], y_all[idx], step)
+            opt.step()
+            step += 1
+
+    run(spec["warmup"])
+    times, cpu = [], []
+    for _ in range(spec["blocks"]):
+        if world > 1:
+            dist.barrier()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t0, c0 = time.perf_counter(), time.process_time()
+        run(spec["steps"])
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append((time.perf_counter() - t0) / spec["steps"])
+        cpu.append((time.process_time() - c0) / spec["steps"])
+    # Bytes autograd keeps for the backward pass of one step (activations, noise, sampled
+    # weights; each storage once): the part of the memory that grows with samples × rows.
+    seen: dict[tuple[int, int], int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        seen[(storage.data_ptr(), storage.nbytes())] = storage.nbytes()
+        return t
+
+    opt.zero_grad(set_to_none=True)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        engine.forward_backward(x_all[: spec["batch"]], y_all[: spec["batch"]], 10**6)
+    own = torch.tensor(times, dtype=torch.float64)
+    if world > 1:
+        dist.all_reduce(own, op=dist.ReduceOp.MAX)  # a block takes as long as its slowest rank
+    return {
+        "step_s": statistics.median(own.tolist()),
+        "cpu_s": statistics.median(cpu),
+        "saved_mib": sum(seen.values()) / 2**20,
+        "local_samples": engine.workload.local_samples,
+        "local_batch": engine.workload.local_batch,
+    }
+
+
+def serve(rank: int, world: int, init_file: str, device_spec: str) -> None:
+    """A worker: join the group, then answer one JSON configuration per stdin line until EOF."""
     torch.set_num_threads(1)
-    device = resolve_device(spec["device"])
+    device = resolve_device(device_spec)
     if world > 1:
         backend = "nccl" if device.type == "cuda" else "gloo"
         if device.type == "cuda":
@@ -63,130 +144,103 @@ def worker(rank: int, world: int, init_file: str, result_file: str, spec: dict[s
             init_method=f"file://{init_file}",
             rank=rank,
             world_size=world,
-            timeout=timedelta(seconds=120),
+            timeout=timedelta(seconds=300),
         )
     try:
-        rss_start = max_rss_mib()
         try:
             data = digits_classification(seed=0)
         except MissingPackageError:
             data = synthetic_classification(1797, n_features=64, n_classes=10, seed=0)
             data.image_shape = (8, 8)
-        torch.manual_seed(0)
-        model = to_bayesian(small_cnn(10, (8, 8), channels=(8, 16))).to(device)
-        engine = SamplingParallel(
-            model,
-            ELBOLoss(data.x_train.shape[0]),
-            mode=spec["mode"],
-            samples=spec["samples"],
-            batch_size=spec["batch"],
-            seed=0,
-        )
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-        x_all, y_all = data.x_train.to(device), data.y_train.to(device)
-        order = torch.randperm(x_all.shape[0], generator=RngStreams(0).torch("bench-order"))
-        times = []
-        for step in range(spec["warmup"] + spec["steps"]):
-            idx = order[(step * spec["batch"]) % (x_all.shape[0] - spec["batch"]) :][: spec["batch"]]
-            if world > 1:
-                dist.barrier()
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            t0 = time.perf_counter()
-            opt.zero_grad(set_to_none=True)
-            engine.forward_backward(x_all[idx], y_all[idx], step)
-            opt.step()
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            times.append(time.perf_counter() - t0)
-        # Bytes autograd keeps for the backward pass of one step (activations, noise, sampled
-        # weights; each storage once): the part of the memory that grows with samples × rows.
-        seen: dict[tuple[int, int], int] = {}
-
-        def pack(t: torch.Tensor) -> torch.Tensor:
-            storage = t.untyped_storage()
-            seen[(storage.data_ptr(), storage.nbytes())] = storage.nbytes()
-            return t
-
-        opt.zero_grad(set_to_none=True)
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            engine.forward_backward(x_all[: spec["batch"]], y_all[: spec["batch"]], 10**6)
-        saved_mib = sum(seen.values()) / 2**20
-        own = torch.tensor(times[spec["warmup"] :], dtype=torch.float64)
-        if world > 1:
-            dist.all_reduce(own, op=dist.ReduceOp.MAX)  # a step takes as long as its slowest rank
-        result = {
-            "rank": rank,
-            "step_s": statistics.median(own.tolist()),
-            "rss_mib": max_rss_mib(),
-            "saved_mib": saved_mib,
-            "rss_start_mib": rss_start,
-            "local_samples": engine.workload.local_samples,
-            "local_batch": engine.workload.local_batch,
-        }
-        Path(f"{result_file}.{rank}").write_text(json.dumps(result))
+        for line in sys.stdin:
+            result = measure_config(json.loads(line), data, device)
+            print(MARK + json.dumps(result), flush=True)
     finally:
         if world > 1:
             dist.destroy_process_group()
 
 
-def run_config(spec: dict[str, Any], world: int) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="hai-bench-sp-") as tmp:
-        result_file = str(Path(tmp) / "result")
+class Pool:
+    """``world`` long-lived worker processes that time the configurations they are sent."""
+
+    def __init__(self, world: int, tmp: Path, device: str) -> None:
         env = dict(os.environ, OMP_NUM_THREADS="1")
-        procs = [
+        init = tmp / f"init-{world}"
+        self.world = world
+        self.procs = [
             subprocess.Popen(
-                [
-                    sys.executable,
-                    __file__,
-                    "--worker",
-                    str(r),
-                    str(world),
-                    str(Path(tmp) / "init"),
-                    result_file,
-                    json.dumps(spec),
-                ],
+                [sys.executable, __file__, "--worker", str(r), str(world), str(init), device],
                 env=env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
             )
             for r in range(world)
         ]
-        for p in procs:
-            p.wait(timeout=600)
-        if any(p.returncode for p in procs):
-            raise RuntimeError(f"benchmark workers failed for {spec} on {world} processes")
-        ranks = [json.loads(Path(f"{result_file}.{r}").read_text()) for r in range(world)]
-    return {
-        **spec,
-        "world_size": world,
-        "step_s": ranks[0]["step_s"],
-        "rss_mib": [r["rss_mib"] for r in ranks],
-        "saved_for_backward_mib": [r["saved_mib"] for r in ranks],
-        "local_samples": ranks[0]["local_samples"],
-        "local_batch": ranks[0]["local_batch"],
-    }
+
+    def run(self, spec: dict[str, Any]) -> dict[str, Any]:
+        for p in self.procs:
+            assert p.stdin is not None
+            p.stdin.write(json.dumps(spec) + "\n")
+            p.stdin.flush()
+        ranks = []
+        for p in self.procs:
+            assert p.stdout is not None
+            for line in p.stdout:
+                if line.startswith(MARK):
+                    ranks.append(json.loads(line[len(MARK) :]))
+                    break
+            else:
+                raise RuntimeError(f"a benchmark worker of the {self.world}-process pool died on {spec}")
+        return {
+            **spec,
+            "world_size": self.world,
+            "step_s": ranks[0]["step_s"],
+            "cpu_s": max(r["cpu_s"] for r in ranks),
+            "saved_for_backward_mib": [r["saved_mib"] for r in ranks],
+            "local_samples": ranks[0]["local_samples"],
+            "local_batch": ranks[0]["local_batch"],
+        }
+
+    def close(self) -> None:
+        for p in self.procs:
+            if p.stdin is not None:
+                p.stdin.close()
+        for p in self.procs:
+            p.wait(timeout=120)
 
 
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
-        rank, world, init_file, result_file, spec = sys.argv[2:7]
-        worker(int(rank), int(world), init_file, result_file, json.loads(spec))
+        rank_arg, world_arg, init_file, device_spec = sys.argv[2:6]
+        serve(int(rank_arg), int(world_arg), init_file, device_spec)
         return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="build/bench", help="output folder (default build/bench)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    parser.add_argument("--samples-per-rank", type=int, default=4, help="S0 of weak scaling (default 4)")
-    parser.add_argument("--strong-samples", type=int, default=8, help="S of strong scaling (default 8)")
-    parser.add_argument("--batch", type=int, default=64, help="global batch (default 64)")
-    parser.add_argument("--steps", type=int, default=30, help="timed steps (default 30)")
-    parser.add_argument("--warmup", type=int, default=5, help="warm-up steps (default 5)")
-    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds (default 3)")
+    parser.add_argument("--samples-per-rank", type=int, default=8, help="S0 of weak scaling (default 8)")
+    parser.add_argument("--strong-samples", type=int, default=16, help="S of strong scaling (default 16)")
+    parser.add_argument("--batch", type=int, default=128, help="global batch (default 128)")
+    parser.add_argument("--channels", default="8,16", help="CNN channels (default 8,16)")
+    parser.add_argument("--steps", type=int, default=5, help="steps per timed block (default 5)")
+    parser.add_argument("--blocks", type=int, default=3, help="timed blocks per process (default 3)")
+    parser.add_argument("--warmup", type=int, default=2, help="warm-up steps (default 2)")
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds (default 5)")
     args = parser.parse_args()
     device = resolve_device(args.device)
-    worlds = (1, 2)
+    worlds: tuple[int, ...] = (1, 2)
     if device.type == "cuda" and torch.cuda.device_count() < 2:
         print("note: one GPU only, W = 2 is skipped", file=sys.stderr)
         worlds = (1,)
-    base = {"device": str(device.type), "batch": args.batch, "steps": args.steps, "warmup": args.warmup}
+    channels = [int(c) for c in args.channels.split(",")]
+    base = {
+        "device": str(device.type),
+        "batch": args.batch,
+        "channels": channels,
+        "steps": args.steps,
+        "blocks": args.blocks,
+        "warmup": args.warmup,
+    }
     plan = []  # (scaling, mode, world, samples)
     for scaling in ("weak", "strong"):
         s1 = args.samples_per_rank if scaling == "weak" else args.strong_samples
@@ -194,52 +248,70 @@ def main() -> int:
         for world in worlds[1:]:
             for mode in ("sample", "data"):
                 plan.append((scaling, mode, world, s1 * world if scaling == "weak" else s1))
-    # Rounds over all configurations, interleaved, so that load from other jobs on the machine
-    # hits every configuration alike; each configuration's time is the median over the rounds.
+    # Rounds over all configurations, interleaved (W = 1 right before W = 2), so that load from
+    # other jobs on the machine hits every configuration alike; a configuration's time is the
+    # median over the rounds, its efficiency the median of the per-round (paired) efficiencies.
     runs: dict[tuple[str, str, int, int], list[dict[str, Any]]] = {key: [] for key in plan}
-    for round_index in range(args.repeats):
-        for key in plan:
-            scaling, mode, world, samples = key
-            r = run_config({**base, "mode": mode, "samples": samples}, world)
-            runs[key].append(r)
-            print(
-                f"round {round_index + 1}: {scaling} {mode} W={world} S={samples}: "
-                f"{r['step_s'] * 1e3:.2f} ms",
-                file=sys.stderr,
-                flush=True,
-            )
+    with tempfile.TemporaryDirectory(prefix="hai-bench-sp-") as tmp:
+        pools = {world: Pool(world, Path(tmp), args.device) for world in worlds}
+        try:
+            for round_index in range(args.repeats):
+                for key in plan:
+                    scaling, mode, world, samples = key
+                    r = pools[world].run({**base, "mode": mode, "samples": samples})
+                    runs[key].append(r)
+                    print(
+                        f"round {round_index + 1}: {scaling} {mode} W={world} S={samples}: "
+                        f"{r['step_s'] * 1e3:.2f} ms",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+        finally:
+            for pool in pools.values():
+                pool.close()
     rows = []
-    t1: dict[str, float] = {}
+    t1: dict[str, list[float]] = {}
+    c1: dict[str, list[float]] = {}
     for key in plan:
         scaling, mode, world, samples = key
-        step_s = statistics.median(r["step_s"] for r in runs[key])
+        rounds = [r["step_s"] for r in runs[key]]
+        cpu_rounds = [r["cpu_s"] for r in runs[key]]
         if world == 1:
-            t1[scaling] = step_s
-        speedup = t1[scaling] / step_s
+            t1[scaling], c1[scaling] = rounds, cpu_rounds
+        # CPU time per step of the busiest rank: what the work costs each process, whatever
+        # else competes for the cores (waiting inside the all-reduce counts where gloo spins)
+        cpu_effs = [a / b for a, b in zip(c1[scaling], cpu_rounds, strict=True)]
+        speedups = [a / b for a, b in zip(t1[scaling], rounds, strict=True)]
         # weak: the same work per process, so T1/TW; strong: the same total work, T1/(W·TW)
-        eff = speedup if scaling == "weak" else speedup / world
+        effs = [sp if scaling == "weak" else sp / world for sp in speedups]
         rows.append(
             {
                 **runs[key][0],
                 "scaling": scaling,
-                "step_s": step_s,
-                "step_s_rounds": [r["step_s"] for r in runs[key]],
-                "efficiency": eff,
-                "speedup": speedup,
+                "step_s": statistics.median(rounds),
+                "step_s_rounds": rounds,
+                "efficiency": statistics.median(effs),
+                "efficiency_rounds": effs,
+                "cpu_s": statistics.median(cpu_rounds),
+                "cpu_s_rounds": cpu_rounds,
+                "cpu_efficiency": statistics.median(e if scaling == "weak" else e / world for e in cpu_effs),
+                "speedup": statistics.median(speedups),
             }
         )
     header = (
         f"{'scaling':<7} {'mode':<7} {'W':>2} {'S':>3} {'S/rank':>6} {'B/rank':>6} "
-        f"{'ms/step':>8} {'efficiency':>10} {'saved MiB/process':>17} {'peak RSS MiB/process':>20}"
+        f"{'ms/step':>8} {'efficiency':>10} {'rounds':>11} {'CPU ms':>7} {'CPU eff.':>8} "
+        f"{'saved MiB/process':>17}"
     )
     print(header)
     for r in rows:
-        rss = "/".join(f"{m:.0f}" for m in r["rss_mib"])
         saved = "/".join(f"{m:.2f}" for m in r["saved_for_backward_mib"])
+        spread = f"{min(r['efficiency_rounds']):.2f}-{max(r['efficiency_rounds']):.2f}"
         print(
             f"{r['scaling']:<7} {r['mode']:<7} {r['world_size']:>2} {r['samples']:>3} "
             f"{r['local_samples']:>6} {r['local_batch']:>6} {r['step_s'] * 1e3:>8.2f} "
-            f"{r['efficiency']:>10.2f} {saved:>17} {rss:>20}"
+            f"{r['efficiency']:>10.2f} {spread:>11} {r['cpu_s'] * 1e3:>7.2f} {r['cpu_efficiency']:>8.2f} "
+            f"{saved:>17}"
         )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -16,18 +16,21 @@ import torch
 import torch.distributed as dist
 
 from hai.scale.augment import Augmentation, augmentation_generator
-from hai.scale.bnn import ELBOLoss, bayesian_layers, to_bayesian, weight_sample
+from hai.scale.bnn import ELBOLoss, PredictiveLoss, bayesian_layers, to_bayesian, weight_sample
 from hai.scale.models import small_cnn
 from hai.scale.parallel import SamplingParallel
 from hai.shared import InputError, RngStreams
 
-# (name, mode, group size, estimator, augment per)
-CASES = [
-    ("sample", "sample", None, "reparam", "sample"),
-    ("sample-flipout", "sample", None, "flipout", "sample"),
-    ("data", "data", None, "flipout", "step"),
-    ("hybrid-g1", "hybrid", 1, "local", "sample"),
-    ("hybrid-g2", "hybrid", 2, "reparam", "sample"),
+# (name, mode, group size, estimator, augment per, loss)
+CASES: list[tuple[str, str, int | None, str, str, type[ELBOLoss] | type[PredictiveLoss]]] = [
+    ("sample", "sample", None, "reparam", "sample", ELBOLoss),
+    ("sample-flipout", "sample", None, "flipout", "sample", ELBOLoss),
+    ("data", "data", None, "flipout", "step", ELBOLoss),
+    ("hybrid-g1", "hybrid", 1, "local", "sample", ELBOLoss),
+    ("hybrid-g2", "hybrid", 2, "reparam", "sample", ELBOLoss),
+    ("predictive-sample", "sample", None, "reparam", "sample", PredictiveLoss),
+    ("predictive-data", "data", None, "flipout", "step", PredictiveLoss),
+    ("predictive-hybrid-g2", "hybrid", 2, "local", "sample", PredictiveLoss),
 ]
 S, B, N, SEED, STEP = 4, 8, 100, 3, 7
 
@@ -59,13 +62,13 @@ def run_cases() -> dict[str, Any]:
             out["errors"][label] = str(exc)
     x, y = batch()
     aug = Augmentation(image_shape=(8, 8), noise_std=0.05)
-    for name, mode, group, estimator, per in CASES:
+    for name, mode, group, estimator, per, loss_cls in CASES:
         if dist.is_initialized() is False:
             mode = "local"
         model = make_model(estimator)
         engine = SamplingParallel(
             model,
-            ELBOLoss(N, kl_weight=0.5),
+            loss_cls(N, kl_weight=0.5),
             mode=mode,
             samples=S,
             batch_size=B,
@@ -74,7 +77,7 @@ def run_cases() -> dict[str, Any]:
             augmentation=aug,
             augment_per=per,
         )
-        loss = engine.forward_backward(x, y, step=STEP)
+        loss = float(engine.forward_backward(x, y, step=STEP))
         grads = {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
         probs = engine.predict_proba(x, samples=5, n_classes=3, key=1)
         wl = engine.workload

@@ -61,7 +61,16 @@ def reference() -> dict[str, Any]:
     return result
 
 
-CASES = ["sample", "sample-flipout", "data", "hybrid-g1", "hybrid-g2"]
+CASES = [
+    "sample",
+    "sample-flipout",
+    "data",
+    "hybrid-g1",
+    "hybrid-g2",
+    "predictive-sample",
+    "predictive-data",
+    "predictive-hybrid-g2",
+]
 
 
 def assert_match(ranks: list[dict[str, Any]], reference: dict[str, Any], case: str) -> None:

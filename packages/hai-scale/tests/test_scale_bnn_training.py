@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,7 @@ def test_regression_bnn_is_less_certain_away_from_the_data() -> None:
     first = last = 0.0
     for step in range(250):
         opt.zero_grad()
-        last = engine.forward_backward(data.x_train, data.y_train, step)
+        last = float(engine.forward_backward(data.x_train, data.y_train, step))
         first = first or last
         opt.step()
     assert last < first
@@ -167,9 +168,23 @@ def test_cli_bad_input_fails_before_starting_processes(
 @pytest.mark.distributed
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-def test_cli_two_processes_match_one(capsys: pytest.CaptureFixture[str]) -> None:
-    argv = [*BASE, "--samples", "2", "--seed", "1", "--dtype", "float64", "--augment", "--json"]
+@pytest.mark.parametrize("loss", ["elbo", "predictive"])
+def test_cli_two_processes_match_one(capsys: pytest.CaptureFixture[str], loss: str) -> None:
+    argv = [
+        *BASE,
+        "--samples",
+        "2",
+        "--seed",
+        "1",
+        "--dtype",
+        "float64",
+        "--augment",
+        "--json",
+        "--loss",
+        loss,
+    ]
     two = run_cli(capsys, [*argv, "--nproc", "2", "--mode", "sample"])
+    assert two["config"]["loss"] == loss
     assert two["world_size"] == 2
     assert len(two["per_rank"]) == 2
     assert two["workload"]["sample_stop"] - two["workload"]["sample_start"] == 1
@@ -177,3 +192,19 @@ def test_cli_two_processes_match_one(capsys: pytest.CaptureFixture[str]) -> None
     assert two["loss"] == pytest.approx(one["loss"], abs=1e-9)
     assert two["accuracy"] == one["accuracy"]
     assert two["nll"] == pytest.approx(one["nll"], abs=1e-9)
+
+
+def test_predictive_loss_trains_and_is_below_the_elbo(capsys: pytest.CaptureFixture[str]) -> None:
+    config = BNNConfig(
+        hidden=(16,), samples=4, batch_size=50, epochs=4, lr=0.03, eval_samples=4, loss="predictive"
+    )
+    pred = train_bnn(config, data=SMALL)
+    assert pred.accuracy > 0.6
+    assert pred.history[-1].train_loss < pred.history[0].train_loss
+    # one step from the same model with the same weight samples: Jensen orders the two losses
+    first = dataclasses.replace(config, epochs=1, max_steps=1, posterior_std=0.5)
+    first_pred = train_bnn(first, data=SMALL).loss
+    first_elbo = train_bnn(dataclasses.replace(first, loss="elbo"), data=SMALL).loss
+    assert first_pred < first_elbo - 1e-4
+    data = run_cli(capsys, [*BASE, "--samples", "2", "--loss", "predictive", "--json"])
+    assert data["config"]["loss"] == "predictive"

@@ -13,7 +13,7 @@ from hai.scale.bnn.layers import (
     to_bayesian,
     weight_sample,
 )
-from hai.scale.bnn.losses import LIKELIHOODS, ELBOLoss, nll_sum
+from hai.scale.bnn.losses import LIKELIHOODS, ELBOLoss, PredictiveLoss, log_likelihood, nll_sum
 from hai.scale.bnn.predictive import (
     Predictive,
     classification_metrics,
@@ -34,11 +34,13 @@ __all__ = [
     "GaussianPrior",
     "NoiseKey",
     "Predictive",
+    "PredictiveLoss",
     "bayesian_layers",
     "classification_metrics",
     "expected_calibration_error",
     "gaussian_kl",
     "kl_divergence",
+    "log_likelihood",
     "mutual_information",
     "nll_sum",
     "predict",

@@ -1,8 +1,8 @@
 """Sampling parallelism for BNNs and its hybrid with data parallelism, on ``torch.distributed``."""
 
-from hai.scale.parallel.engine import MonteCarlo, SamplingParallel, world
+from hai.scale.parallel.engine import GroupSum, MonteCarlo, SamplingParallel, world
 from hai.scale.parallel.launch import add_bnn_arguments, init_distributed, launch, worker_main
-from hai.scale.parallel.training import BNNConfig, BNNEpoch, BNNResult, build_model, train_bnn
+from hai.scale.parallel.training import LOSSES, BNNConfig, BNNEpoch, BNNResult, build_model, train_bnn
 from hai.scale.parallel.workload import (
     MODES,
     Workload,
@@ -14,10 +14,12 @@ from hai.scale.parallel.workload import (
 )
 
 __all__ = [
+    "LOSSES",
     "MODES",
     "BNNConfig",
     "BNNEpoch",
     "BNNResult",
+    "GroupSum",
     "MonteCarlo",
     "SamplingParallel",
     "Workload",

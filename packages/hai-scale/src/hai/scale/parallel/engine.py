@@ -2,16 +2,27 @@
 
 Every rank gets the same global batch (the loader order is shared) and keeps the rows of its
 :class:`~hai.scale.parallel.workload.Workload`; it evaluates its weight samples with noise keyed
-by (seed, step, sample index), and augments with a generator keyed the same way. The local loss
-is ``W · (Σ local NLL)/(S·B) + β·KL/N``: DDP averages gradients over the W ranks, which gives
-exactly the gradient of the S-sample estimator ``(Σ NLL)/(S·B) + β·KL/N`` with the KL counted
-once (it is identical on every rank). Only floating-point reduction order differs from one
-process evaluating all S samples.
+by (seed, step, sample index), and augments with a generator keyed the same way. With the
+:class:`~hai.scale.bnn.ELBOLoss` the local loss is ``W · (Σ local NLL)/(S·B) + β·KL/N``: DDP
+averages gradients over the W ranks, which gives exactly the gradient of the S-sample estimator
+``(Σ NLL)/(S·B) + β·KL/N`` with the KL counted once (it is identical on every rank). Only
+floating-point reduction order differs from one process evaluating all S samples.
+
+With the :class:`~hai.scale.bnn.PredictiveLoss` the ranks that share batch rows (all ranks in
+``sample`` mode, a group of G in ``hybrid``, none in ``data``) all-reduce their partial sums
+(1/S) Σ_{i local} p(y | x, wᵢ) to the mean predictive p̄ before the logarithm; see
+:class:`GroupSum` for the gradient.
+
+One collective per step: the loss value rides along in DDP's gradient all-reduce. A zero
+"loss probe" parameter is added to the objective as ``probe · ℓ_r`` (ℓ_r this rank's local loss,
+detached), so the probe's gradient is ℓ_r and DDP's average makes it the mean of the ranks'
+local losses, which is the global loss; the model's gradients are unchanged (probe = 0).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -20,7 +31,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from hai.scale.augment import AUGMENT_PER, Augmentation, augmentation_generator
 from hai.scale.bnn.layers import bayesian_layers, kl_divergence, weight_sample
-from hai.scale.bnn.losses import ELBOLoss
+from hai.scale.bnn.losses import ELBOLoss, PredictiveLoss
 from hai.scale.parallel.workload import Workload, split_range, workload
 from hai.shared import InputError
 
@@ -30,6 +41,34 @@ def world() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_world_size(), dist.get_rank()
     return 1, 0
+
+
+class GroupSum(torch.autograd.Function):
+    """All-reduce (sum) over a process group of G ranks, with the adjoint that DDP's averaging needs.
+
+    Forward: every rank of the group gets y = Σ_r x_r. Every rank then computes the same loss
+    ℓ(y) from its copy, so the adjoint of x_r is the sum of the G copies' upstream gradients,
+    ∂ℓ/∂x_r = Σ_copies ∂ℓ/∂y = G·∂ℓ/∂y (the copies are identical, so no communication is
+    needed). Each rank then backpropagates ``(W/G) · ℓ`` (W/G = the number of groups, which
+    split the batch rows), DDP divides the sum over the W ranks by W, and the result is the
+    gradient of the one global loss: (1/W)·Σ_r (W/G)·G·∂ℓ/∂y·∂x_r/∂θ = Σ_r ∂ℓ/∂y·∂x_r/∂θ.
+
+    The reference's ``GaussianAggregation`` sums x_r/W and returns grad/W: the exact Jacobian
+    of its forward, but then DDP's average divides by W once more, so its data term gets 1/W
+    of its gradient while the (identical) KL term keeps all of it.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, group: Any, size: int) -> torch.Tensor:
+        ctx.size = size
+        y = x.clone()
+        if size > 1:
+            dist.all_reduce(y, group=group)
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        return grad * ctx.size, None, None
 
 
 class MonteCarlo(nn.Module):
@@ -49,6 +88,9 @@ class MonteCarlo(nn.Module):
         self.augmentation = augmentation
         self.augment_per = augment_per
         self.plan: tuple[Sequence[int], int, slice, int] = ((), 0, slice(0, 0), 0)
+        first = next(model.parameters())
+        # Carries the loss value through the gradient all-reduce (see the module docstring).
+        self.loss_probe = nn.Parameter(torch.zeros(1, dtype=first.dtype, device=first.device))
 
     def augment(
         self, x: torch.Tensor, step: int, sample: int | None, rows: slice, batch: int
@@ -81,14 +123,14 @@ class SamplingParallel:
     >>> net = to_bayesian(nn.Linear(4, 3))
     >>> engine = SamplingParallel(net, ELBOLoss(100), mode="local", samples=2, batch_size=8, seed=0)
     >>> loss = engine.forward_backward(torch.randn(8, 4), torch.randint(0, 3, (8,)), step=0)
-    >>> net.weight_mu.grad is not None
-    True
+    >>> net.weight_mu.grad is not None, loss.shape
+    (True, torch.Size([]))
     """
 
     def __init__(
         self,
         model: nn.Module,
-        loss: ELBOLoss,
+        loss: ELBOLoss | PredictiveLoss,
         *,
         mode: str = "local",
         samples: int = 4,
@@ -106,15 +148,31 @@ class SamplingParallel:
             )
         if not bayesian_layers(model):
             raise InputError("the model has no Bayesian layer", hint="convert it with hai.scale.to_bayesian")
+        if not isinstance(loss, (ELBOLoss, PredictiveLoss)):
+            raise InputError(
+                f"unknown loss {type(loss).__name__}",
+                hint="use hai.scale.ELBOLoss or hai.scale.PredictiveLoss",
+            )
         self.model = model
         self.loss = loss
         self.seed = seed
         self.mc = MonteCarlo(model, seed=seed, augmentation=augmentation, augment_per=augment_per)
         self.module: nn.Module = self.mc
+        self.sample_group: Any = None
+        wl = self.workload
         if self.world_size > 1:
+            if isinstance(loss, PredictiveLoss) and 1 < wl.sample_shards < self.world_size:
+                # hybrid: one group per batch shard (every rank must create every group, in order)
+                for d in range(wl.data_shards):
+                    ranks = list(range(d * wl.sample_shards, (d + 1) * wl.sample_shards))
+                    group = dist.new_group(ranks)
+                    if d == wl.data_shard:
+                        self.sample_group = group
             device = next(model.parameters()).device
             self.module = DistributedDataParallel(
-                self.mc, device_ids=[device.index] if device.type == "cuda" else None
+                self.mc,
+                device_ids=[device.index] if device.type == "cuda" else None,
+                gradient_as_bucket_view=True,
             )
 
     def local_outputs(self, x: torch.Tensor, step: int) -> torch.Tensor:
@@ -125,18 +183,37 @@ class SamplingParallel:
         self.mc.plan = (wl.sample_ids, int(step), wl.rows, wl.batch_size)
         return self.module(x[wl.rows])
 
-    def forward_backward(self, x: torch.Tensor, y: torch.Tensor, step: int) -> float:
-        """Fill ``.grad`` with the gradient of the global S-sample loss; return that loss (all ranks)."""
+    def local_loss(self, x: torch.Tensor, y: torch.Tensor, step: int) -> torch.Tensor:
+        """This rank's share ℓ_r of the global loss: DDP's average of its gradients is the global gradient.
+
+        The mean of ℓ_r over the ranks is the global loss (for the predictive loss ℓ_r is
+        (W/G)·(its rows' term) + β·KL/N). The returned value is ℓ_r + probe·ℓ_r (detached) with
+        the probe 0: the same number, but its backward gives the probe the gradient ℓ_r, as DDP
+        expects of every parameter it manages.
+        """
         wl = self.workload
         outputs = self.local_outputs(x, step)
-        data = self.loss.data_sum(outputs, y[wl.rows])
-        kl_term = self.loss.kl_term(kl_divergence(self.model).to(data.dtype))
-        scale = wl.samples * wl.batch_size
-        (data * (self.world_size / scale) + kl_term).backward()
-        total = data.detach().clone()
-        if self.world_size > 1:
-            dist.all_reduce(total)
-        return float(total / scale + kl_term.detach())
+        target = y[wl.rows]
+        if isinstance(self.loss, PredictiveLoss):
+            part = self.loss.likelihood_sum(outputs, target, wl.samples)
+            mean = GroupSum.apply(part, self.sample_group, wl.sample_shards)
+            data = self.loss.data_sum(mean) * (wl.data_shards / wl.batch_size)
+        else:
+            data = self.loss.data_sum(outputs, target) * (self.world_size / (wl.samples * wl.batch_size))
+        local = data + self.loss.kl_term(kl_divergence(self.model).to(data.dtype))
+        return local + self.mc.loss_probe.sum() * local.detach()
+
+    def forward_backward(self, x: torch.Tensor, y: torch.Tensor, step: int) -> torch.Tensor:
+        """Fill ``.grad`` with the gradient of the global S-sample loss; return that loss (all ranks).
+
+        The loss comes back as a detached 0-d tensor (no host synchronisation; ``float()`` it
+        when you need the number) and costs no extra collective: it travels with the gradients.
+        """
+        probe = self.mc.loss_probe
+        probe.grad = None
+        self.local_loss(x, y, step).backward()
+        assert probe.grad is not None
+        return probe.grad.detach().sum()
 
     @torch.no_grad()
     def predict_proba(self, x: torch.Tensor, *, samples: int, n_classes: int, key: int = 0) -> torch.Tensor:

@@ -27,7 +27,7 @@ import torch.distributed as dist
 from hai.scale.augment import AUGMENT_PER
 from hai.scale.bnn.layers import ESTIMATORS
 from hai.scale.data import DATASETS
-from hai.scale.parallel.training import BNNConfig, config_from_args, train_bnn
+from hai.scale.parallel.training import LOSSES, BNNConfig, config_from_args, train_bnn
 from hai.scale.parallel.workload import MODES
 from hai.shared import HaiError, InputError, resolve_device, write_json
 
@@ -42,6 +42,12 @@ def _int_list(text: str) -> list[int]:
 def add_bnn_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``hai scale bnn-train`` (also understood by ``python -m hai.scale.parallel``)."""
     p.add_argument("--mode", default="local", choices=MODES, help="parallel mode (default local)")
+    p.add_argument(
+        "--loss",
+        default="elbo",
+        choices=LOSSES,
+        help="elbo (mean log-likelihood over the samples) or predictive (log of the mean predictive)",
+    )
     p.add_argument("--samples", "-S", type=int, default=4, help="weight samples per step (default 4)")
     p.add_argument("--group-size", type=int, default=None, help="hybrid: ranks per sample group")
     p.add_argument("--data", default="digits", choices=DATASETS, help="data set (default digits)")
@@ -125,6 +131,7 @@ def _args_to_argv(config: BNNConfig, timeout_s: float) -> list[str]:
     argv = [
         f"--mode={c.mode}",
         f"--samples={c.samples}",
+        f"--loss={c.loss}",
         f"--data={c.data}",
         f"--model={c.model}",
         "--hidden=" + ",".join(str(h) for h in c.hidden),
