@@ -9,7 +9,11 @@ Workloads per case (default case118 and case1354pegase):
   ``pandapower.runpp`` loop on the first ``--pp-outages`` outages (per-outage time × count gives
   the loop's total; the loop is linear in the outage count);
 * a 96-step time series (loads scaled by a daily profile): ``solve_batch`` on all steps vs a
-  ``pandapower.runpp`` loop on all steps.
+  ``pandapower.runpp`` loop on all steps;
+* N-1 screening: ``run_contingency(screening=True)`` vs the exact ``run_contingency`` on all
+  lines and transformers, with the net's limits (bus ``min_vm_pu``/``max_vm_pu`` of the case,
+  ``max_loading_percent`` set to ``--loading-limit``): times and the violation recall and
+  precision of screening against the exact violations.
 
 Max deviations in vm_pu are against pandapower on the scenarios both ran. lightsim2grid rows
 appear only when ``import lightsim2grid`` works. Prints a table and writes
@@ -80,8 +84,36 @@ def ls2g_times(net: Any, outages: list[tuple[str, int]], repeats: int) -> dict[s
     return {"snapshot_s": snapshot, "snapshot_max_dvm_pu": dvm, "n1_s": n1}
 
 
+def screening_row(name: str, net: Any, device: torch.device, loading_limit: float) -> dict[str, Any]:
+    """Exact N-1 and screening N-1 with the net's voltage limits and a loading limit."""
+    limited = copy.deepcopy(net)
+    if "min_vm_pu" not in limited.bus or limited.bus.min_vm_pu.isna().all():
+        limited.bus["min_vm_pu"], limited.bus["max_vm_pu"] = 0.94, 1.06
+    limited.line["max_loading_percent"] = loading_limit
+    start = time.perf_counter()
+    exact = hai.grid.run_contingency(limited, device=device)
+    t_exact = time.perf_counter() - start
+    start = time.perf_counter()
+    fast = hai.grid.run_contingency(limited, device=device, screening=True)
+    t_fast = time.perf_counter() - start
+    truth = {(tuple(v["outage"]), v["element"], v["index"]) for v in exact.violations}
+    found = {(tuple(v["outage"]), v["element"], v["index"]) for v in fast.violations}
+    both = len(truth & found)
+    return {
+        "case": name,
+        "workload": f"N-1 screening ({len(exact.outages)})",
+        "hai_s": t_fast,
+        "exact_s": t_exact,
+        "screened": int(fast.screened.sum()),
+        "violations": len(truth),
+        "recall": both / len(truth) if truth else 1.0,
+        "precision": both / len(found) if found else 1.0,
+        "loading_limit_percent": loading_limit,
+    }
+
+
 def bench_case(
-    name: str, device: torch.device, repeats: int, pp_outages: int, steps: int
+    name: str, device: torch.device, repeats: int, pp_outages: int, steps: int, loading_limit: float
 ) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     net = hai.grid.load_case(name)
@@ -153,6 +185,7 @@ def bench_case(
             "hai_converged": int(series.converged.sum()),
         }
     )
+    rows.append(screening_row(name, net, device, loading_limit))
     ls2g = ls2g_times(net, outages, repeats)
     if ls2g is not None:
         rows[0]["lightsim2grid_s"] = ls2g["snapshot_s"]
@@ -161,7 +194,8 @@ def bench_case(
     for row in rows:
         if "lightsim2grid_s" in row:
             row["ratio_hai_over_lightsim2grid"] = row["hai_s"] / row["lightsim2grid_s"]
-        row["ratio_pandapower_over_hai"] = row["pandapower_s"] / row["hai_s"]
+        if "pandapower_s" in row:
+            row["ratio_pandapower_over_hai"] = row["pandapower_s"] / row["hai_s"]
     return rows
 
 
@@ -173,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--pp-outages", type=int, default=60, help="outages in the timed pandapower loop")
     parser.add_argument("--steps", type=int, default=96)
+    parser.add_argument(
+        "--loading-limit", type=float, default=80.0, help="line max_loading_percent of the screening run"
+    )
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
     try:
@@ -185,10 +222,17 @@ def main(argv: list[str] | None = None) -> int:
         ls2g = "not installed"
     rows = []
     for name in args.cases:
-        rows.extend(bench_case(name, device, args.repeats, args.pp_outages, args.steps))
+        rows.extend(bench_case(name, device, args.repeats, args.pp_outages, args.steps, args.loading_limit))
     header = f"{'case':<16} {'workload':<22} {'hai s':>9} {'pandapower s':>13} {'pp/hai':>7}"
     print(header + f" {'ls2g s':>9} {'hai/ls2g':>9} {'max dvm pu':>11}")
     for row in rows:
+        if "recall" in row:
+            print(
+                f"{row['case']:<16} {row['workload']:<22} {row['hai_s']:9.4f} exact {row['exact_s']:.4f} s, "
+                f"{row['screened']} screened, {row['violations']} violations, recall {row['recall']:.3f}, "
+                f"precision {row['precision']:.3f}"
+            )
+            continue
         dvm = row["max_dvm_pu"]
         ls_s = f"{row['lightsim2grid_s']:9.4f}" if "lightsim2grid_s" in row else f"{'-':>9}"
         ls_r = f"{row['ratio_hai_over_lightsim2grid']:9.2f}" if "lightsim2grid_s" in row else f"{'-':>9}"

@@ -87,3 +87,18 @@ def test_n1_json_agrees_with_pandapower(tmp_path: Path, capsys: pytest.CaptureFi
     assert png.read_bytes()[:4] == b"\x89PNG"
     assert _run(["n1", "case9"]) == 0
     assert capsys.readouterr().out.startswith("case9: 9 outages in")
+
+
+def test_n1_screening_flag_reports_the_exact_violations(capsys: pytest.CaptureFixture[str]) -> None:
+    # case9 has limits (min_vm_pu 0.9, max_vm_pu 1.1, max_loading_percent 100)
+    assert _run(["n1", "case9", "--json"]) == 0
+    exact = json.loads(capsys.readouterr().out)
+    assert _run(["n1", "case9", "--json", "--screening"]) == 0
+    screened = json.loads(capsys.readouterr().out)
+
+    def keys(data: dict) -> list[tuple[object, ...]]:  # values of screened outages are approximate
+        return [(tuple(v["outage"]), v["element"], v["index"]) for v in data["violations"]]
+
+    assert keys(screened) == keys(exact)
+    assert len(keys(exact)) > 0
+    assert screened["screened"] == sum(o["screened"] for o in screened["per_outage"])

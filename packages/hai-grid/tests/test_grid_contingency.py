@@ -60,3 +60,31 @@ def test_subsets_and_bad_indices() -> None:
         run_contingency(net, lines=[99])
     with pytest.raises(InputError, match="no outages"):
         run_contingency(net, lines=[], trafos=[])
+
+
+def test_trafo_loadings_per_outage_and_in_aggregate_equal_pandapower() -> None:
+    net = load_case("case118")
+    net.trafo["max_loading_percent"] = 2.0  # case118 trafos are rated 9900 MVA: loadings of a few %
+    lines = list(net.line.index[:10])
+    result = run_contingency(net, lines=lines)
+    assert result.trafo_loading_percent.shape == (len(lines) + len(net.trafo), len(net.trafo))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for b in (0, len(lines), len(lines) + 5):  # a line outage and two trafo outages
+            element, index = result.outages[b]
+            ref = copy.deepcopy(net)
+            ref[element].loc[index, "in_service"] = False
+            pp.runpp(ref, tolerance_mva=1e-10)
+            expected = ref.res_trafo.loading_percent.to_numpy()
+            np.testing.assert_array_equal(np.isnan(result.trafo_loading_percent[b]), np.isnan(expected))
+            assert np.nanmax(np.abs(result.trafo_loading_percent[b] - expected)) < 1e-6
+        ref = copy.deepcopy(net)
+        pc.run_contingency(
+            ref, {"line": {"index": np.array(lines)}, "trafo": {"index": ref.trafo.index.to_numpy()}}
+        )
+    assert (
+        np.abs(result.trafo_max_loading_percent - ref.res_trafo.max_loading_percent.to_numpy()).max() < 1e-4
+    )
+    over = int(np.nansum(result.trafo_loading_percent > 2.0))
+    assert over > 0
+    assert sum(v["element"] == "trafo" for v in result.violations) == over

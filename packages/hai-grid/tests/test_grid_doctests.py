@@ -21,6 +21,8 @@ MODULES = [
     "hai.grid.gradients",
     "hai.grid.timeseries",
     "hai.grid.contingency",
+    "hai.grid.outages",
+    "hai.grid.identification",
 ]
 
 

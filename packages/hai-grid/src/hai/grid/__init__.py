@@ -21,6 +21,7 @@ from hai.grid.contingency import ContingencyResult, run_contingency
 from hai.grid.dpf import DPFSettings, dpf_solve
 from hai.grid.errors import PowerFlowNotConverged
 from hai.grid.gradients import DifferentiableResult, solve_differentiable
+from hai.grid.identification import IdentificationResult, identify_line_parameters
 from hai.grid.network import CompiledNetwork, compile_network
 from hai.grid.newton import NewtonResult, PowerFlowSystem, newton_raphson
 from hai.grid.powerflow import PowerFlowInfo, runpp
@@ -32,6 +33,7 @@ __all__ = [
     "ContingencyResult",
     "DPFSettings",
     "DifferentiableResult",
+    "IdentificationResult",
     "NewtonResult",
     "PowerFlowInfo",
     "PowerFlowNotConverged",
@@ -39,6 +41,7 @@ __all__ = [
     "__version__",
     "compile_network",
     "dpf_solve",
+    "identify_line_parameters",
     "load_case",
     "newton_raphson",
     "run_contingency",

@@ -6,7 +6,9 @@ entries (pandapower's own ``Yf``/``Yt`` rows) from that scenario's Ybus values, 
 Newton-Raphson (:mod:`hai.grid.newton`) solves them together. Buses that an outage cuts off from
 every slack are NaN, as pandapower's connectivity check makes them; the rest of the grid is
 still solved. Scenarios that do not converge are flagged and their voltages are NaN: nothing is
-returned from a diverged solve.
+returned from a diverged solve. Outage batches of one operating point on the CPU take the fast
+path of :mod:`hai.grid.outages` (base-case factorisation, low-rank updates, warm start), with
+full Newton-Raphson for the outages it leaves unconverged.
 
 >>> import numpy as np
 >>> from hai.grid.cases import load_case
@@ -19,7 +21,7 @@ returned from a diverged solve.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,14 +31,18 @@ import torch
 from scipy.sparse.csgraph import connected_components
 
 from hai.grid.network import CompiledNetwork, compile_network, degrees, injection_matrix
-from hai.grid.newton import PowerFlowSystem
-from hai.grid.powerflow import _check_options, initial_voltages, previous_results, solve
+from hai.grid.newton import NewtonResult, PowerFlowSystem, newton_raphson
+from hai.grid.outages import Screen, solve_outages
+from hai.grid.powerflow import NR_MAX_ITERATION, _check_options, initial_voltages, previous_results, solve
 from hai.shared import InputError, resolve_device
 
 #: Branch element tables that outages may name.
 OUTAGE_ELEMENTS = ("line", "trafo", "trafo3w", "impedance")
 
 Outage = tuple[str, int]
+
+#: Iterations of the fixed-Jacobian outage solver before an outage is handed to full Newton.
+OUTAGE_MAX_ITERATION = 30
 
 
 @dataclass
@@ -45,7 +51,8 @@ class BatchResult:
 
     ``vm_pu``/``va_degree``: (batch, n_bus) float64 tensors, NaN for buses that are out of
     service or cut off from every slack, and for whole scenarios that did not converge.
-    ``islanded``: the scenario's outages cut at least one bus off.
+    ``islanded``: the scenario's outages cut at least one bus off. ``screened``: scenarios a
+    screening test stopped early (see :func:`hai.grid.run_contingency`); None without screening.
     """
 
     vm_pu: torch.Tensor
@@ -56,6 +63,7 @@ class BatchResult:
     islanded: torch.Tensor
     bus_index: np.ndarray
     method: str
+    screened: torch.Tensor | None = None
 
 
 def _as_matrix(name: str, values: Any, n_columns: int) -> np.ndarray | None:
@@ -144,6 +152,7 @@ def _outage_topology(
     ref = compiled.ref.cpu().numpy()
     values = np.tile(base, (len(outages), 1))
     dead = np.zeros((len(outages), n), dtype=bool)
+    bridge = _bridges(f, t, n)
     for b, scenario in enumerate(outages):
         removed_rows = [_branch_rows(compiled, element, index) for element, index in scenario]
         if not removed_rows:
@@ -152,12 +161,28 @@ def _outage_topology(
         if removed.size == 0:
             continue
         np.subtract.at(values[b], entry_pos[removed].ravel(), entry_vals[removed].ravel())
+        if removed.size == 1 and not bridge[removed[0]]:
+            continue  # the rest of the grid stays connected
         keep = np.ones(len(f), dtype=bool)
         keep[removed] = False
         graph = sp.coo_matrix((np.ones(int(keep.sum())), (f[keep], t[keep])), shape=(n, n))
         _, labels = connected_components(graph, directed=False)
         dead[b] = ~np.isin(labels, labels[ref])
     return torch.from_numpy(values), dead
+
+
+def _bridges(f: np.ndarray, t: np.ndarray, n: int) -> np.ndarray:
+    """Per branch: is it a bridge of the bus graph (its removal alone splits the grid)?"""
+    import networkx as nx  # type: ignore[import-untyped]
+
+    low, high = np.minimum(f, t), np.maximum(f, t)
+    pairs, inverse, counts = np.unique(low * n + high, return_inverse=True, return_counts=True)
+    graph = nx.Graph()
+    graph.add_nodes_from(range(n))
+    graph.add_edges_from((int(p // n), int(p % n)) for p in pairs if p // n != p % n)
+    found = {min(a, b) * n + max(a, b) for a, b in nx.bridges(graph)}
+    single = counts[inverse] == 1  # parallel branches are never bridges
+    return single & np.isin(low * n + high, np.fromiter(found, dtype=np.int64, count=len(found)))
 
 
 def scenario_sbus(
@@ -219,6 +244,36 @@ def solve_batch(
     >>> bool(result.islanded[1]), bool(result.vm_pu[1].isnan().any())
     (True, True)
     """
+    return batch_with_screening(
+        net,
+        load_p_mw=load_p_mw,
+        load_q_mvar=load_q_mvar,
+        sgen_p_mw=sgen_p_mw,
+        outages=outages,
+        method=method,
+        tolerance_mva=tolerance_mva,
+        max_iteration=max_iteration,
+        init=init,
+        device=device,
+    )
+
+
+def batch_with_screening(
+    net: Any,
+    *,
+    load_p_mw: Any = None,
+    load_q_mvar: Any = None,
+    sgen_p_mw: Any = None,
+    outages: Sequence[Any] | None = None,
+    method: str = "auto",
+    tolerance_mva: float = 1e-8,
+    max_iteration: int | None = None,
+    init: str = "auto",
+    device: str | torch.device = "auto",
+    screen: Callable[[CompiledNetwork, np.ndarray], Screen] | None = None,
+) -> BatchResult:
+    """:func:`solve_batch` with an optional screening test, built by ``screen(compiled, dead)``
+    from the compiled network and the cut-off buses (batch, n_internal) of each scenario."""
     _check_options(method, init, tolerance_mva, max_iteration)
     dev = resolve_device(device)
     previous = previous_results(net) if init == "results" else None
@@ -245,24 +300,38 @@ def solve_batch(
         if dead.any():
             var_bus = np.r_[system.pvpq.cpu().numpy(), system.pq.cpu().numpy()]
             frozen = torch.from_numpy(dead[:, var_bus]).to(dev)
-    v0 = initial_voltages(compiled, init, sbus_t, previous)
-    result, used = solve(
-        system,
-        v0,
-        sbus_t,
-        method=method,
-        tolerance_mva=tolerance_mva,
-        max_iteration=max_iteration,
-        ybus_values=ybus_values,
-        frozen=frozen,
-    )
+    test = None if screen is None else screen(compiled, dead)
+    same = bool((sbus_t == sbus_t[:1]).all())
+    fast = cases is not None and method in ("auto", "nr") and system.linear_solver == "superlu" and same
+    if same:  # the same start for every scenario: compute it once
+        v0 = initial_voltages(compiled, init, sbus_t[:1], previous).expand(batch, -1)
+    else:
+        v0 = initial_voltages(compiled, init, sbus_t, previous)
+    if fast and ybus_values is not None:
+        result, used = _solve_outages_fast(
+            system, v0, sbus_t, ybus_values, frozen, tolerance_mva, max_iteration, test
+        )
+    else:
+        result, used = solve(
+            system,
+            v0,
+            sbus_t,
+            method=method,
+            tolerance_mva=tolerance_mva,
+            max_iteration=max_iteration,
+            ybus_values=ybus_values,
+            frozen=frozen,
+            screen=test,
+        )
     v = result.v.cpu()
     dead_t = torch.from_numpy(dead)
     vm_int = torch.where(dead_t, torch.full_like(v.real, float("nan")), v.abs())
     va_int = torch.where(dead_t, torch.full_like(v.real, float("nan")), degrees(torch.angle(v)))
     conv = result.converged.cpu()
-    vm_int[~conv] = float("nan")
-    va_int[~conv] = float("nan")
+    screened = None if result.screened is None else result.screened.cpu()
+    usable = conv if screened is None else conv | screened
+    vm_int[~usable] = float("nan")
+    va_int[~usable] = float("nan")
     vm = to_bus_order(compiled, vm_int)
     va = to_bus_order(compiled, va_int)
     return BatchResult(
@@ -274,4 +343,73 @@ def solve_batch(
         islanded=torch.from_numpy(dead.any(axis=1)),
         bus_index=net.bus.index.to_numpy(),
         method=used,
+        screened=screened,
     )
+
+
+def _solve_outages_fast(
+    system: PowerFlowSystem,
+    v0: torch.Tensor,
+    sbus: torch.Tensor,
+    ybus_values: torch.Tensor,
+    frozen: torch.Tensor | None,
+    tolerance_mva: float,
+    max_iteration: int | None,
+    screen: Screen | None,
+) -> tuple[NewtonResult, str]:
+    """Outages of one operating point: base case by Newton, then every outage warm-started with
+    the base Jacobian's factorisation and low-rank updates (:mod:`hai.grid.outages`); outages
+    that do not converge are finished by full Newton-Raphson from the base solution."""
+    nr_iter = max_iteration or NR_MAX_ITERATION
+    base = newton_raphson(system, v0[:1], sbus[:1], tolerance_mva=tolerance_mva, max_iteration=nr_iter)
+    if not bool(base.converged[0]):
+        return newton_raphson(
+            system,
+            v0,
+            sbus,
+            ybus_values=ybus_values,
+            frozen=frozen,
+            tolerance_mva=tolerance_mva,
+            max_iteration=nr_iter,
+            screen=screen,
+        ), "nr"
+    result = solve_outages(
+        system,
+        base.v[0],
+        sbus[0],
+        ybus_values,
+        frozen=frozen,
+        tolerance_mva=tolerance_mva,
+        max_iteration=OUTAGE_MAX_ITERATION,
+        screen=screen,
+    )
+    screened = result.screened
+    rest = ~result.converged if screened is None else ~(result.converged | screened)
+    if bool(rest.any()):
+        idx = torch.nonzero(rest).squeeze(1)
+        again = newton_raphson(
+            system,
+            base.v[:1].expand(len(idx), -1),
+            sbus[idx],
+            ybus_values=ybus_values[idx],
+            frozen=None if frozen is None else frozen[idx],
+            tolerance_mva=tolerance_mva,
+            max_iteration=nr_iter,
+            screen=screen if screen is None else _shifted(screen, idx),
+        )
+        result.v[idx] = again.v.cpu()
+        result.converged[idx] = again.converged.cpu()
+        result.iterations[idx] += again.iterations.cpu()
+        result.max_mismatch_mva[idx] = again.max_mismatch_mva.cpu()
+        if screened is not None and again.screened is not None:
+            screened[idx] = again.screened.cpu()
+    return result, "nr (base-case factorisation, low-rank outage updates)"
+
+
+def _shifted(screen: Screen, idx: torch.Tensor) -> Screen:
+    """The screening test for a sub-batch: its scenario numbers mapped back to the full batch."""
+
+    def test(v: torch.Tensor, scenarios: torch.Tensor, bound: torch.Tensor) -> torch.Tensor:
+        return screen(v, idx.to(scenarios.device)[scenarios], bound)
+
+    return test

@@ -139,7 +139,7 @@ def _cmd_n1(args: argparse.Namespace) -> int:
 
     net = load_case(args.case)
     start = time.perf_counter()
-    result = run_contingency(net, device=args.device)
+    result = run_contingency(net, device=args.device, screening=args.screening)
     seconds = time.perf_counter() - start
     if args.plot:
         from hai.grid.plots import plot_contingency_voltages
@@ -155,6 +155,7 @@ def _cmd_n1(args: argparse.Namespace) -> int:
         "islanded": int(result.islanded.sum()),
         "seconds": seconds,
         "violations": len(result.violations),
+        "screened": int(result.screened.sum()),
     }
     if args.json:
         print_json(
@@ -166,6 +167,7 @@ def _cmd_n1(args: argparse.Namespace) -> int:
                         "index": index,
                         "converged": bool(result.converged[b]),
                         "islanded": bool(result.islanded[b]),
+                        "screened": bool(result.screened[b]),
                         "min_vm_pu": min_vm[b],
                     }
                     for b, (element, index) in enumerate(result.outages)
@@ -173,6 +175,7 @@ def _cmd_n1(args: argparse.Namespace) -> int:
                 "bus_min_vm_pu": result.bus_min_vm_pu.tolist(),
                 "bus_max_vm_pu": result.bus_max_vm_pu.tolist(),
                 "line_max_loading_percent": result.line_max_loading_percent.tolist(),
+                "trafo_max_loading_percent": result.trafo_max_loading_percent.tolist(),
                 "violations": result.violations,
             }
         )
@@ -180,6 +183,7 @@ def _cmd_n1(args: argparse.Namespace) -> int:
     print(
         f"{args.case}: {summary['outages']} outages in {seconds:.2f} s, {summary['converged']} converged, "
         f"{summary['islanded']} islanding, {summary['violations']} limit violations"
+        + (f", {summary['screened']} screened (stopped early)" if args.screening else "")
     )
     lowest = [np.inf if v is None else v for v in min_vm]
     order = [int(b) for b in np.argsort(lowest, kind="stable")[:10]]
@@ -210,6 +214,11 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("case", metavar="CASE", help="pandapower case name (case118) or a pandapower .json file")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--plot", metavar="PNG", help="save the per-bus voltage range over outages")
+    p.add_argument(
+        "--screening",
+        action="store_true",
+        help="stop each outage once its limit violations are certain (approximate values, exact violations)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=_cmd_n1)
 

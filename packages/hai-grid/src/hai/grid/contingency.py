@@ -2,12 +2,14 @@
 
 Every outage is one scenario of :func:`hai.grid.solve_batch` (one Ybus per outage on the shared
 pattern). Per outage: bus voltages (NaN where islanded, as pandapower's connectivity check makes
-them), line loadings (``loading_percent`` as pandapower defines it: the larger of the from/to
-currents over ``max_i_ka · df · parallel``), the islanding and convergence flags. Aggregates in
-the form of ``pandapower.contingency.run_contingency``: per bus ``min_vm_pu``/``max_vm_pu`` and
-per line ``max_loading_percent`` over the intact grid and every converged outage, and a list of
-violations of ``net.bus.min_vm_pu``/``max_vm_pu`` and ``net.line.max_loading_percent`` where the
-net has them. Not yet here: the issue's screening mode and transformer loadings.
+them), line and transformer loadings (``loading_percent`` as pandapower defines it: the larger
+of the two ends' currents over ``max_i_ka · df · parallel`` for lines, over the rated currents
+``sn_mva/(√3·vn_kv) · parallel · df`` for 2-winding transformers), the islanding and
+convergence flags. Aggregates in the form of ``pandapower.contingency.run_contingency``: per bus
+``min_vm_pu``/``max_vm_pu`` and per line and trafo ``max_loading_percent`` over the intact grid
+and every converged outage, and a list of violations of ``net.bus.min_vm_pu``/``max_vm_pu`` and
+``net.line``/``net.trafo`` ``max_loading_percent`` where the net has them. Screening mode stops
+outages early once their violation status is certain. Not here: 3-winding transformer loadings.
 
 >>> from hai.grid.cases import load_case
 >>> net = load_case("case9")
@@ -26,14 +28,27 @@ from typing import Any
 import numpy as np
 import torch
 
-from hai.grid.batch import _branch_rows, solve_batch
-from hai.grid.network import compile_network
+from hai.grid.batch import _branch_rows, batch_with_screening
+from hai.grid.network import PQ, CompiledNetwork, compile_network
 from hai.shared import InputError
+
+#: Branch kinds with loadings, limits and outages here.
+BRANCHES = ("line", "trafo")
+#: Screening: values this close to a limit (pu, percent) are ambiguous whatever the bound, since
+#: rounding alone can put them on either side (a PV set point equal to ``max_vm_pu``, say).
+#: Outages with such values are solved exactly, by the same operations as without screening.
+ROUNDING = 1e-9
 
 
 @dataclass
 class ContingencyResult:
-    """Per-outage arrays (rows in ``outages`` order), flags and pandapower-style aggregates."""
+    """Per-outage arrays (rows in ``outages`` order), flags and pandapower-style aggregates.
+
+    ``screened`` (screening mode): outages stopped early because every bus voltage and line
+    loading was certainly inside or certainly outside its limit; their values are within
+    ``error_bound_vm_pu`` (per outage, pu; loadings correspondingly) of the exact ones, and
+    their violations are exactly the exact solution's. All False without screening.
+    """
 
     outages: list[tuple[str, int]]
     vm_pu: np.ndarray
@@ -44,43 +59,168 @@ class ContingencyResult:
     bus_min_vm_pu: np.ndarray
     bus_max_vm_pu: np.ndarray
     line_max_loading_percent: np.ndarray
+    trafo_loading_percent: np.ndarray
+    trafo_max_loading_percent: np.ndarray
     violations: list[dict[str, Any]] = field(default_factory=list)
+    screened: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    error_bound_vm_pu: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
-def _line_loading(net: Any, vm: np.ndarray, va_deg: np.ndarray, outages: list[tuple[str, int]]) -> np.ndarray:
-    """loading_percent (batch, n_line) from bus voltages in net.bus order, as pandapower computes it."""
-    compiled = compile_network(net)
-    yf = compiled.yf_scipy.tocsr()
-    yt = compiled.yt_scipy.tocsr()
-    from pandapower.pypower.idx_brch import F_BUS, T_BUS  # type: ignore[import-untyped]
+class _Branches:
+    """Currents and loadings (pandapower's ``loading_percent``, ``trafo_loading="current"``) of
+    the lines or the 2-winding transformers, from internal voltages."""
 
-    lines = net.line
-    loading = np.full((vm.shape[0], len(lines)), np.nan)
+    def __init__(self, compiled: CompiledNetwork, element: str) -> None:
+        from pandapower.pypower.idx_brch import F_BUS, T_BUS  # type: ignore[import-untyped]
+
+        net = compiled.net
+        table = net[element]
+        n = len(table)
+        self.live = np.zeros(n, dtype=bool)
+        self.f = np.zeros(n, dtype=np.int64)
+        self.t = np.zeros(n, dtype=np.int64)
+        self.y = np.zeros((n, 4), dtype=np.complex128)  # yff, yft, ytf, ytt
+        yf = compiled.yf_scipy.tocsr()
+        yt = compiled.yt_scipy.tocsr()
+        branch = compiled.ppci["branch"]
+        for pos, index in enumerate(table.index):
+            rows = _branch_rows(compiled, element, int(index))
+            if rows.size == 0:
+                continue
+            k = int(rows[0])
+            f = int(np.real(branch[k, F_BUS]))
+            t = int(np.real(branch[k, T_BUS]))
+            self.live[pos], self.f[pos], self.t[pos] = True, f, t
+            self.y[pos] = (yf[k, f], yf[k, t], yt[k, f], yt[k, t])
+        ends = ("from_bus", "to_bus") if element == "line" else ("hv_bus", "lv_bus")
+        self.ends = ends
+        vn_f = net.bus.vn_kv.loc[table[ends[0]]].to_numpy(dtype=float)
+        vn_t = net.bus.vn_kv.loc[table[ends[1]]].to_numpy(dtype=float)
+        # per-unit current at each end → kA (pandapower: |S| / (√3·|V|)) → loading_percent
+        ka_f = compiled.base_mva / (math.sqrt(3) * vn_f)
+        ka_t = compiled.base_mva / (math.sqrt(3) * vn_t)
+        if element == "line":
+            imax = (table.max_i_ka * table.df * table.parallel).to_numpy(dtype=float)
+            self.scale_f, self.scale_t = ka_f / imax * 100.0, ka_t / imax * 100.0
+        else:
+            rating = (table.sn_mva * table.parallel * table.df).to_numpy(dtype=float) / math.sqrt(3)
+            self.scale_f = ka_f * table.vn_hv_kv.to_numpy(dtype=float) / rating * 100.0
+            self.scale_t = ka_t * table.vn_lv_kv.to_numpy(dtype=float) / rating * 100.0
+
+    def loading(self, v: np.ndarray) -> np.ndarray:
+        """loading_percent (batch, n_element) of internal voltages (batch, n_internal); NaN where
+        the element is out of service or a bus of it has no voltage."""
+        vf, vt = v[:, self.f], v[:, self.t]
+        i_f = np.abs(self.y[:, 0] * vf + self.y[:, 1] * vt) * self.scale_f
+        i_t = np.abs(self.y[:, 2] * vf + self.y[:, 3] * vt) * self.scale_t
+        out = np.maximum(i_f, i_t)
+        out[np.isnan(i_f) | np.isnan(i_t)] = np.nan
+        out[:, ~self.live] = np.nan
+        return out
+
+    def loading_bound(self, dv: np.ndarray) -> np.ndarray:
+        """Bound (batch, n_element) on the loading error when every |ΔV| ≤ ``dv`` (batch,) pu."""
+        gain_f = (np.abs(self.y[:, 0]) + np.abs(self.y[:, 1])) * self.scale_f
+        gain_t = (np.abs(self.y[:, 2]) + np.abs(self.y[:, 3])) * self.scale_t
+        return dv[:, None] * np.maximum(gain_f, gain_t)[None, :]
+
+
+def _outaged_positions(net: Any, element: str, outages: list[tuple[str, int]]) -> np.ndarray:
+    """Per outage, the position of the outaged ``element`` in its table (-1 for other kinds)."""
+    table = net[element]
+    return np.array([table.index.get_loc(i) if e == element else -1 for e, i in outages], dtype=np.int64)
+
+
+def _limits(net: Any) -> tuple[tuple[np.ndarray, np.ndarray] | None, dict[str, np.ndarray]]:
+    """Bus (min, max) vm_pu limits where the net has both columns; loading limits per branch kind."""
+    vm = None
+    if "min_vm_pu" in net.bus and "max_vm_pu" in net.bus:
+        vm = (net.bus.min_vm_pu.to_numpy(dtype=float), net.bus.max_vm_pu.to_numpy(dtype=float))
+    loading = {
+        element: net[element].max_loading_percent.to_numpy(dtype=float)
+        for element in BRANCHES
+        if "max_loading_percent" in net[element] and len(net[element])
+    }
+    return vm, loading
+
+
+class _Screening:
+    """The screening test factory for :func:`hai.grid.batch.batch_with_screening`.
+
+    A scenario is certain when, with every voltage magnitude and angle within ``bound`` of the
+    exact solution, no bus voltage and no line or transformer loading can be on the other side
+    of its limit:
+    ``|vm − limit| > bound`` and ``|loading − limit| > loading bound``, where the loading bound
+    follows from ``|ΔV| ≤ bound·(1 + vm + bound)`` through the line's admittances. The intact grid
+    (scenario 0) is always solved exactly. ``bound[b]``: the bound scenario b was screened with.
+    """
+
+    def __init__(self, outages: list[tuple[str, int]]) -> None:
+        self.outages = outages
+        self.bound = np.zeros(len(outages) + 1)
+
+    def __call__(self, compiled: CompiledNetwork, dead: np.ndarray) -> Any:
+        outages = self.outages
+        net = compiled.net
+        vm_all, loading_limits = _limits(net)
+        branches = {element: _Branches(compiled, element) for element in loading_limits}
+        outaged = {element: np.r_[-1, _outaged_positions(net, element, outages)] for element in branches}
+        lookup = compiled.bus_lookup.numpy()
+        in_net = lookup >= 0
+        vm_limits = None if vm_all is None else (vm_all[0][in_net], vm_all[1][in_net])
+        buses = lookup[in_net]
+        # slack and PV magnitudes are set points (no error beyond rounding)
+        pq_bus = (compiled.bus_type.numpy() == PQ)[buses]
+
+        def test(v: torch.Tensor, scenarios: torch.Tensor, bound: torch.Tensor) -> torch.Tensor:
+            vv = v.detach().cpu().numpy().copy()
+            b = scenarios.cpu().numpy()
+            e = bound.detach().cpu().numpy()
+            vv[dead[b]] = np.nan
+            certain = b > 0
+            if vm_limits is not None:
+                vm = np.abs(vv[:, buses])
+                margin = np.minimum(np.abs(vm - vm_limits[0][None]), np.abs(vm - vm_limits[1][None]))
+                bus_bound = np.where(pq_bus[None], e[:, None], 0.0) + ROUNDING
+                certain &= np.all(~(margin <= bus_bound), axis=1)
+            dv = e * (1.0 + np.nanmax(np.abs(vv), axis=1) + e)
+            for element, model in branches.items():
+                loading = model.loading(vv)
+                out = outaged[element][b]
+                rows = np.nonzero(out >= 0)[0]
+                loading[rows, out[rows]] = 0.0
+                margin = np.abs(loading - loading_limits[element][None]) - model.loading_bound(dv) - ROUNDING
+                certain &= np.all(~(margin <= 0), axis=1)
+            self.bound[b[certain]] = e[certain]
+            return torch.from_numpy(certain)
+
+        return test
+
+
+def _branch_loading(
+    compiled: CompiledNetwork,
+    element: str,
+    vm: np.ndarray,
+    va_deg: np.ndarray,
+    outages: list[tuple[str, int]],
+) -> np.ndarray:
+    """loading_percent (batch, n_element) of the lines or trafos from bus voltages in net.bus
+    order, as pandapower computes it."""
+    net = compiled.net
+    table = net[element]
     v_bus = vm * np.exp(1j * np.deg2rad(va_deg))
     lookup = compiled.bus_lookup.numpy()
     v_internal = np.full((vm.shape[0], compiled.n_bus), np.nan + 0j)
     live = lookup >= 0
     v_internal[:, lookup[live]] = v_bus[:, live]
-    branch = compiled.ppci["branch"]
-    for pos, index in enumerate(lines.index):
-        rows = _branch_rows(compiled, "line", int(index))
-        if rows.size == 0:
-            continue
-        k = int(rows[0])
-        f = int(np.real(branch[k, F_BUS]))
-        t = int(np.real(branch[k, T_BUS]))
-        i_f = yf[k, f] * v_internal[:, f] + yf[k, t] * v_internal[:, t]
-        i_t = yt[k, f] * v_internal[:, f] + yt[k, t] * v_internal[:, t]
-        vn = float(net.bus.vn_kv.at[lines.from_bus.at[index]])
-        i_ka = np.maximum(np.abs(i_f), np.abs(i_t)) * compiled.base_mva / (math.sqrt(3) * vn)
-        imax = float(lines.max_i_ka.at[index] * lines.df.at[index] * lines.parallel.at[index])
-        loading[:, pos] = i_ka / imax * 100.0
+    model = _Branches(compiled, element)
+    loading = model.loading(v_internal)
     bus_pos = {bus: k for k, bus in enumerate(net.bus.index)}
-    for b, (element, index) in enumerate(outages):
-        if element == "line":
-            ends = [bus_pos[lines.from_bus.at[index]], bus_pos[lines.to_bus.at[index]]]
-            # pandapower: an out-of-service line has loading 0, or NaN when a bus of it is isolated
-            loading[b, lines.index.get_loc(index)] = 0.0 if np.isfinite(vm[b, ends]).all() else np.nan
+    for b, (kind, index) in enumerate(outages):
+        if kind == element:
+            ends = [bus_pos[table[model.ends[0]].at[index]], bus_pos[table[model.ends[1]].at[index]]]
+            # pandapower: an out-of-service branch has loading 0, or NaN when a bus of it is isolated
+            loading[b, table.index.get_loc(index)] = 0.0 if np.isfinite(vm[b, ends]).all() else np.nan
     return loading
 
 
@@ -89,6 +229,7 @@ def run_contingency(
     *,
     lines: Any = None,
     trafos: Any = None,
+    screening: bool = False,
     tolerance_mva: float = 1e-8,
     device: str | torch.device = "auto",
 ) -> ContingencyResult:
@@ -96,7 +237,20 @@ def run_contingency(
 
     ``lines``/``trafos``: indices into ``net.line``/``net.trafo`` (default: all in service; pass
     ``[]`` to leave a kind out). Outages that do not converge are flagged and NaN; they do not
-    enter the aggregates.
+    enter the aggregates. ``screening=True`` stops each outage's iterations as soon as every
+    bus voltage and line loading is certainly inside or certainly outside the net's limits
+    (``min_vm_pu``/``max_vm_pu``, ``max_loading_percent``) under a conservative bound on the
+    remaining error (twice the last step of a contracting iteration); outages still ambiguous
+    are solved to ``tolerance_mva``. ``result.screened`` says which outages stopped early.
+
+    >>> from hai.grid.cases import load_case
+    >>> net = load_case("case30")
+    >>> net.bus["min_vm_pu"], net.bus["max_vm_pu"] = 0.96, 1.05
+    >>> fast = run_contingency(net, screening=True)
+    >>> exact = run_contingency(net)
+    >>> key = lambda r: {(v["outage"], v["element"], v["index"]) for v in r.violations}
+    >>> key(fast) == key(exact), bool(fast.screened.any())
+    (True, True)
     """
     line_ids = list(net.line.index[net.line.in_service]) if lines is None else list(lines)
     trafo_ids = list(net.trafo.index[net.trafo.in_service]) if trafos is None else list(trafos)
@@ -107,19 +261,35 @@ def run_contingency(
     outages = [("line", int(i)) for i in line_ids] + [("trafo", int(i)) for i in trafo_ids]
     if not outages:
         raise InputError("no outages to run: the net has no in-service lines or transformers")
-    batch = solve_batch(net, outages=[None, *outages], tolerance_mva=tolerance_mva, device=device)
+    screen = _Screening(outages) if screening else None
+    batch = batch_with_screening(
+        net,
+        outages=[None, *outages],
+        tolerance_mva=tolerance_mva,
+        device=device,
+        screen=screen,
+    )
     vm = batch.vm_pu.numpy()
     va = batch.va_degree.numpy()
-    loading = _line_loading(net, vm, va, [("none", -1), *outages])
+    compiled = compile_network(net)
+    loading = {
+        element: _branch_loading(compiled, element, vm, va, [("none", -1), *outages]) for element in BRANCHES
+    }
     converged = batch.converged.numpy()
     if not converged[0]:
         raise InputError("the intact grid does not converge, so N-1 has no base case")
-    ok = converged
+    screened = np.zeros(len(converged), dtype=bool) if batch.screened is None else batch.screened.numpy()
+    ok = converged | screened
     with warnings.catch_warnings():  # buses isolated in every outage stay NaN
         warnings.simplefilter("ignore", RuntimeWarning)
         bus_min = np.nanmin(np.where(ok[:, None], vm, np.nan), axis=0)
         bus_max = np.nanmax(np.where(ok[:, None], vm, np.nan), axis=0)
-        line_max = np.nanmax(np.where(ok[:, None], loading, np.nan), axis=0)
+        branch_max = {
+            element: np.nanmax(np.where(ok[:, None], values, np.nan), axis=0)
+            if values.shape[1]
+            else values[0]
+            for element, values in loading.items()
+        }
     violations: list[dict[str, Any]] = []
     for b, outage in enumerate(outages, start=1):
         if not ok[b]:
@@ -136,26 +306,30 @@ def run_contingency(
                         "vm_pu": float(vm[b, pos]),
                     }
                 )
-        if "max_loading_percent" in net.line:
-            over = loading[b] > net.line.max_loading_percent.to_numpy(dtype=float)
+        for element, limit in _limits(net)[1].items():
+            over = loading[element][b] > limit
             for pos in np.nonzero(over)[0]:
                 violations.append(
                     {
                         "outage": outage,
-                        "element": "line",
-                        "index": int(net.line.index[pos]),
-                        "loading_percent": float(loading[b, pos]),
+                        "element": element,
+                        "index": int(net[element].index[pos]),
+                        "loading_percent": float(loading[element][b, pos]),
                     }
                 )
     return ContingencyResult(
         outages=outages,
         vm_pu=vm[1:],
         va_degree=va[1:],
-        line_loading_percent=loading[1:],
-        converged=converged[1:],
+        line_loading_percent=loading["line"][1:],
+        trafo_loading_percent=loading["trafo"][1:],
+        converged=ok[1:],
         islanded=batch.islanded.numpy()[1:],
         bus_min_vm_pu=bus_min,
         bus_max_vm_pu=bus_max,
-        line_max_loading_percent=line_max,
+        line_max_loading_percent=branch_max["line"],
+        trafo_max_loading_percent=branch_max["trafo"],
         violations=violations,
+        screened=screened[1:],
+        error_bound_vm_pu=np.where(screened, screen.bound, 0.0)[1:] if screen else np.zeros(len(outages)),
     )

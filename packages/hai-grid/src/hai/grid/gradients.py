@@ -75,20 +75,22 @@ def _vector(name: str, value: Any, n: int) -> torch.Tensor | None:
     return tensor
 
 
-def _line_ybus_delta(
-    compiled: CompiledNetwork,
-    system: PowerFlowSystem,
-    r: torch.Tensor | None,
-    x: torch.Tensor | None,
-) -> torch.Tensor | None:
-    """Change of the Ybus values (nnz,) when line r/x (ohm per km) take the given values."""
-    if r is None and x is None:
-        return None
+def line_series_change(
+    compiled: CompiledNetwork, r: torch.Tensor | None, x: torch.Tensor | None
+) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
+    """Change ``dy`` of the per-unit series admittance ``1/(r + jx)`` of the lines in service
+    when their r/x (ohm per km, ``net.line`` order) take the given values.
+
+    Returns the positions in ``net.line`` of the lines in service, their internal branch rows
+    and ``dy`` (differentiable in ``r``/``x``). A line's ``Yff``/``Ytt`` change by ``+dy``, its
+    ``Yft``/``Ytf`` by ``−dy``.
+    """
     net = compiled.net
     line = net.line
     lookup = net._pd2ppc_lookups["branch"]
     if "line" not in lookup:
-        return None
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, torch.zeros(0, dtype=torch.complex128)
     r0 = torch.as_tensor(line.r_ohm_per_km.to_numpy(dtype=float))
     x0 = torch.as_tensor(line.x_ohm_per_km.to_numpy(dtype=float))
     r = r0 if r is None else r
@@ -104,7 +106,21 @@ def _line_ybus_delta(
     fac = torch.as_tensor(factor[live])
     z_new = torch.complex(r[live] * fac, x[live] * fac)
     z_old = torch.complex(r0[live] * fac, x0[live] * fac)
-    dy = 1.0 / z_new - 1.0 / z_old
+    return np.nonzero(live)[0], internal, 1.0 / z_new - 1.0 / z_old
+
+
+def _line_ybus_delta(
+    compiled: CompiledNetwork,
+    system: PowerFlowSystem,
+    r: torch.Tensor | None,
+    x: torch.Tensor | None,
+) -> torch.Tensor | None:
+    """Change of the Ybus values (nnz,) when line r/x (ohm per km) take the given values."""
+    if r is None and x is None:
+        return None
+    _, internal, dy = line_series_change(compiled, r, x)
+    if len(internal) == 0:
+        return None
     from pandapower.pypower.idx_brch import F_BUS, T_BUS  # type: ignore[import-untyped]
 
     branch = compiled.ppci["branch"]
@@ -136,7 +152,33 @@ def solve_differentiable(
     Raises :class:`PowerFlowNotConverged` when Newton-Raphson does not converge.
     """
     compiled = compile_network(net)
-    system = PowerFlowSystem(compiled)
+    return solve_compiled(
+        compiled,
+        PowerFlowSystem(compiled),
+        load_p_mw=load_p_mw,
+        load_q_mvar=load_q_mvar,
+        sgen_p_mw=sgen_p_mw,
+        line_r_ohm_per_km=line_r_ohm_per_km,
+        line_x_ohm_per_km=line_x_ohm_per_km,
+        tolerance_mva=tolerance_mva,
+        max_iteration=max_iteration,
+    )
+
+
+def solve_compiled(
+    compiled: CompiledNetwork,
+    system: PowerFlowSystem,
+    *,
+    load_p_mw: Any = None,
+    load_q_mvar: Any = None,
+    sgen_p_mw: Any = None,
+    line_r_ohm_per_km: Any = None,
+    line_x_ohm_per_km: Any = None,
+    tolerance_mva: float = 1e-10,
+    max_iteration: int = 20,
+) -> DifferentiableResult:
+    """:func:`solve_differentiable` on a network compiled once (for repeated solves)."""
+    net = compiled.net
     p = _vector("load_p_mw", load_p_mw, len(net.load))
     q = _vector("load_q_mvar", load_q_mvar, len(net.load))
     g = _vector("sgen_p_mw", sgen_p_mw, len(net.sgen))

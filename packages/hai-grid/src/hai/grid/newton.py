@@ -23,6 +23,7 @@ infinity norm of the mismatch in MVA, like pandapower's ``tolerance_mva``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +41,8 @@ class NewtonResult:
     converged: torch.Tensor
     iterations: torch.Tensor
     max_mismatch_mva: torch.Tensor
+    #: scenarios stopped early by a screening test (their voltages are approximate); None: no screening
+    screened: torch.Tensor | None = None
 
 
 class PowerFlowSystem:
@@ -237,6 +240,7 @@ def newton_raphson(
     tolerance_mva: float = 1e-8,
     max_iteration: int = 20,
     frozen: torch.Tensor | None = None,
+    screen: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> NewtonResult:
     """Newton-Raphson for a batch: ``v0`` and ``sbus`` are (batch, n_bus) complex, per unit.
 
@@ -244,6 +248,12 @@ def newton_raphson(
     ``frozen`` (batch, n_var) marks unknowns held fixed (buses cut off by an outage): their
     equations are replaced by identity rows. Scenarios stop updating once converged; a scenario
     whose step is not finite stops and is reported as not converged.
+
+    ``screen(v, scenarios, bound) -> certain`` (optional) is asked after every step that shrank
+    to at most half the previous one (the contracting regime, where the error left in each
+    unknown is below the step just taken): ``bound`` (per scenario) is twice that step's ∞-norm
+    in pu and radians, a conservative bound on the remaining error of every voltage magnitude
+    and angle. Scenarios it answers True for stop iterating and are flagged in ``screened``.
     """
     device = system.device
     v = v0.to(device=device, dtype=torch.complex128).clone()
@@ -262,11 +272,13 @@ def newton_raphson(
             f = torch.where(frozen[idx], torch.zeros_like(f), f)
         return f
 
+    screened = torch.zeros(batch, dtype=torch.bool, device=device)
+    prev_step = torch.full((batch,), float("inf"), dtype=torch.float64, device=device)
     all_idx = torch.arange(batch, device=device)
     f = residual(v, all_idx)
     norm = f.abs().amax(dim=1) if system.n_var else torch.zeros(batch, dtype=torch.float64, device=device)
     for _ in range(max_iteration):
-        active = (~(norm <= tol)) & ~failed
+        active = (~(norm <= tol)) & ~failed & ~screened
         if not bool(active.any()):
             break
         idx = torch.nonzero(active).squeeze(1)
@@ -296,7 +308,19 @@ def newton_raphson(
         nn = torch.where(torch.isfinite(nn), nn, torch.full_like(nn, float("inf")))
         norm[idx] = nn
         failed[idx] |= ~torch.isfinite(vn).all(dim=1)
+        if screen is not None and system.n_var:
+            size = dx.abs().amax(dim=1)
+            contracting = (size <= 0.5 * prev_step[idx]) & ~failed[idx] & (nn > tol)
+            prev_step[idx] = size
+            if bool(contracting.any()):
+                k = idx[contracting]
+                certain = screen(vn[contracting], k, 2.0 * size[contracting]).to(device)
+                screened[k[certain]] = True
     converged = (norm <= tol) & ~failed
     return NewtonResult(
-        v=v, converged=converged, iterations=iterations, max_mismatch_mva=norm * system.base_mva
+        v=v,
+        converged=converged,
+        iterations=iterations,
+        max_mismatch_mva=norm * system.base_mva,
+        screened=(screened & ~converged) if screen is not None else None,
     )

@@ -14,6 +14,7 @@ means after ``pandapower.runpp``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,6 +112,7 @@ def solve(
     max_iteration: int | None = None,
     ybus_values: torch.Tensor | None = None,
     frozen: torch.Tensor | None = None,
+    screen: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[NewtonResult, str]:
     """Run ``method`` on a batch and return the result with the name of what produced it.
 
@@ -125,7 +127,7 @@ def solve(
     kw: dict[str, Any] = {"ybus_values": ybus_values, "frozen": frozen, "tolerance_mva": tolerance_mva}
     nr_iter = max_iteration or NR_MAX_ITERATION
     if method == "nr":
-        return newton_raphson(system, v0, sbus, max_iteration=nr_iter, **kw), "nr"
+        return newton_raphson(system, v0, sbus, max_iteration=nr_iter, screen=screen, **kw), "nr"
     if method == "dpf":
         return dpf_solve(system, v0, sbus, max_iteration=max_iteration or DPF_MAX_ITERATION, **kw), "dpf"
     if method == "dpf+nr":
@@ -133,7 +135,7 @@ def solve(
         second = newton_raphson(system, first.v, sbus, max_iteration=nr_iter, **kw)
         second.iterations = second.iterations + first.iterations
         return second, "dpf+nr"
-    result = newton_raphson(system, v0, sbus, max_iteration=nr_iter, **kw)
+    result = newton_raphson(system, v0, sbus, max_iteration=nr_iter, screen=screen, **kw)
     if bool(result.converged.all()) or v0.shape[0] > 1:
         return result, "nr"
     retry = ~result.converged
