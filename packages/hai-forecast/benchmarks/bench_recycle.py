@@ -1,21 +1,20 @@
 """ReCycle against its baseline, seasonal naive and a token-per-step transformer, side by side.
 
 For each data set (default: the hourly Victoria demand and the SimBench H0-A household and G1-A
-business load profiles): 7-day history, 1-day horizon, the last 20 % of the days as rolling-origin test
-windows (one per day), the rest for training (its last 20 % for early stopping). Rows:
+business load profiles): 7-day history, 1-day horizon, the last 20 % of the days as rolling-origin
+test windows (one per day), the rest for training (its last 20 % for early stopping and for
+``baseline="auto"``'s choice). Both networks get the same settings, printed at the top (width,
+depth, heads, feed-forward size, dropout, batch size, optimiser, loss, epoch cap, patience).
 
-- the baselines (seasonal naive, last profile, same-type mean of 3, ten-day mean),
-- ReCycle over ``--baseline`` (default last_profile) for each seed in ``--seeds`` (mean ± std),
-- the token-per-step transformer, same window, scaling, loss and training loop, capped at
-  ``--transformer-epochs`` epochs (its epochs are ~10x dearer; the cap is the time budget).
-
-Columns: MAE, MASE (MAE over seasonal naive's on the same windows), wall and CPU time per
-training epoch (medians; forward + backward over the training windows; CPU time is what other
-jobs on a shared machine cannot inflate), training time, training energy (RAPL/NVML via
-hai.shared.measure, or "unavailable" with the reason), and the ratios. Writes
-``OUT/bench_recycle.json``. A last section times one training epoch of both models on the
-same windows at growing widths (``--sweep``), since ReCycle's small epochs are dominated by
-fixed per-step overhead on a CPU.
+Per series it prints the MAE and MASE (MAE over seasonal naive's on the same windows) of the
+baselines, of ReCycle (``--baseline``, default ``auto``; each seed in ``--seeds``, and their
+mean) and of the transformer (first seed), the epochs run, the training time and energy, and
+then the **time per training epoch** of both models measured on the *same* training windows
+(ReCycle's, which need the baseline's context; the transformer could use a few more): ``--rounds``
+epochs of each, interleaved ReCycle / transformer / ReCycle / … so that load from other jobs on a
+shared machine hits both alike; the medians of wall and CPU time and their ratios. Energy comes
+from hai.shared's meter (RAPL / NVML) or is reported unavailable with the reason. ``--sweep``
+repeats the epoch timing at other widths. Writes ``OUT/bench_recycle.json``.
 
     python packages/hai-forecast/benchmarks/bench_recycle.py --out bench-out [--device cpu]
 """
@@ -23,6 +22,7 @@ fixed per-step overhead on a CPU.
 from __future__ import annotations
 
 import argparse
+import copy
 import platform
 import statistics
 import sys
@@ -33,7 +33,9 @@ from typing import Any
 import torch
 
 from hai.forecast import BacktestResult, ReCycle, StepTransformer, backtest, datasets, make_baseline
-from hai.shared import resolve_device, write_json
+from hai.forecast.neural import NeuralForecaster
+from hai.forecast.training import train_network
+from hai.shared import RngStreams, resolve_device, write_json
 
 BASELINE_ROWS = ("seasonal_naive", "last_profile", "same_type_mean", "ten_day_mean")
 
@@ -48,17 +50,15 @@ def _energy(result: BacktestResult) -> tuple[float | None, str]:
     return None, f"unavailable ({reasons})"
 
 
-def _row(name: str, result: BacktestResult) -> dict[str, Any]:
+def _row(name: str, result: BacktestResult, baseline: str = "-") -> dict[str, Any]:
     energy, energy_text = _energy(result)
     return {
         "model": name,
+        "baseline": baseline,
         "mae": result.metrics["mae"],
         "mase": result.metrics["mase"],
         "rmse": result.metrics["rmse"],
         "nse": result.metrics["nse"],
-        "rpe": result.metrics["rpe"],
-        "epoch_s": result.extra.get("epoch_time_s"),
-        "epoch_cpu_s": result.extra.get("epoch_cpu_s"),
         "epochs_run": result.extra.get("epochs_run"),
         "best_epoch": result.extra.get("best_epoch"),
         "n_parameters": result.extra.get("n_parameters"),
@@ -68,26 +68,70 @@ def _row(name: str, result: BacktestResult) -> dict[str, Any]:
     }
 
 
-def run_dataset(name: str, args: argparse.Namespace, device: str) -> dict[str, Any]:
+def _train_part(y: Any, test_fraction: float = 0.2, cycle_length: int = 24) -> Any:
+    """The part of ``y`` that ``backtest`` trains on (whole cycles before the test part)."""
+    skip = len(y) % cycle_length
+    n_cycles = (len(y) - skip) // cycle_length
+    return y.iloc[skip : skip + (n_cycles - max(1, round(n_cycles * test_fraction))) * cycle_length]
+
+
+def time_epochs(recycle: ReCycle, transformer: StepTransformer, y: Any, rounds: int) -> dict[str, Any]:
+    """Median wall/CPU seconds of one training epoch of each model on the same windows, interleaved."""
+    frames = [m._prepare(y) for m in (recycle, transformer)]
+    origins, _, _ = recycle._window_origins(len(frames[0]))
+    models: list[NeuralForecaster] = [recycle, transformer]
+    batches = [m._training_batch(f, origins) for m, f in zip(models, frames, strict=True)]
+    times: list[list[tuple[float, float]]] = [[], []]
+    for r in range(rounds + 1):  # round 0 warms up
+        for i, model in enumerate(models):
+            assert model.net_ is not None
+            net = copy.deepcopy(model.net_)
+            result = train_network(
+                net,
+                model._loss_of,
+                batches[i],
+                None,
+                epochs=1,
+                batch_size=int(model.batch_size),
+                lr=float(model.lr),
+                generator=RngStreams(r).torch("shuffle"),
+            )
+            if r:
+                times[i].append((result.history[-1].train_s, result.history[-1].train_cpu_s))
+    med = [(statistics.median(t[0] for t in ts), statistics.median(t[1] for t in ts)) for ts in times]
+    return {
+        "windows": len(origins),
+        "rounds": rounds,
+        "recycle_epoch_s": med[0][0],
+        "recycle_epoch_cpu_s": med[0][1],
+        "transformer_epoch_s": med[1][0],
+        "transformer_epoch_cpu_s": med[1][1],
+        "ratio": med[1][0] / med[0][0],
+        "cpu_ratio": med[1][1] / med[0][1],
+    }
+
+
+def run_dataset(name: str, args: argparse.Namespace, common: dict[str, Any]) -> dict[str, Any]:
     data = datasets.load(name)
     cal = {"country": data.country, "subdiv": data.subdiv}
-    rows: list[dict[str, Any]] = []
-    for baseline in BASELINE_ROWS:
-        rows.append(_row(baseline, backtest(make_baseline(baseline, **cal), data.y)))
-    recycle_runs = []
+    rows = [_row(b, backtest(make_baseline(b, **cal), data.y)) for b in BASELINE_ROWS]
+    recycle_runs, models = [], []
     for seed in args.seeds:
-        model = ReCycle(baseline=args.baseline, epochs=args.epochs, seed=seed, device=device, **cal)
+        model = ReCycle(baseline=args.baseline, seed=seed, **common, **cal)
         result = backtest(model, data.y)
-        recycle_runs.append(_row(f"ReCycle ({args.baseline}), seed {seed}", result))
-        n_windows = (model.n_train_windows_, model.n_val_windows_)
+        row = _row(f"ReCycle, seed {seed}", result, model.baseline_.name)
+        row["baseline_mae"] = result.extra["baseline_metrics"]["mae"]
+        row["baseline_scores"] = dict(model.baseline_scores_)
+        recycle_runs.append(row)
+        models.append(model)
     maes = [r["mae"] for r in recycle_runs]
+    chosen = sorted({r["baseline"] for r in recycle_runs})
     recycle = {
-        "model": f"ReCycle ({args.baseline}), mean of {len(maes)} seeds",
+        "model": f"ReCycle, mean of {len(maes)} seeds",
+        "baseline": "/".join(chosen),
         "mae": statistics.fmean(maes),
         "mae_std": statistics.stdev(maes) if len(maes) > 1 else 0.0,
         "mase": statistics.fmean(r["mase"] for r in recycle_runs),
-        "epoch_s": statistics.fmean(r["epoch_s"] for r in recycle_runs),
-        "epoch_cpu_s": statistics.fmean(r["epoch_cpu_s"] for r in recycle_runs),
         "fit_s": statistics.fmean(r["fit_s"] for r in recycle_runs),
         "energy": recycle_runs[0]["energy"],
         "energy_j": None
@@ -95,20 +139,19 @@ def run_dataset(name: str, args: argparse.Namespace, device: str) -> dict[str, A
         else statistics.fmean(r["energy_j"] for r in recycle_runs),
         "n_parameters": recycle_runs[0]["n_parameters"],
     }
-    transformer = StepTransformer(epochs=args.transformer_epochs, seed=args.seeds[0], device=device, **cal)
-    t_row = _row(
-        f"token-per-step transformer (≤{args.transformer_epochs} epochs)", backtest(transformer, data.y)
-    )
-    base_mae = next(r["mae"] for r in rows if r["model"] == args.baseline)
-    naive_mae = next(r["mae"] for r in rows if r["model"] == "seasonal_naive")
-    ratios = {
-        "recycle_mae_over_its_baseline": recycle["mae"] / base_mae,
+    transformer = StepTransformer(seed=args.seeds[0], **common, **cal)
+    t_row = _row(f"token-per-step transformer, seed {args.seeds[0]}", backtest(transformer, data.y))
+    naive_mae = rows[0]["mae"]
+    timing = time_epochs(models[0], transformer, _train_part(data.y), args.rounds)
+    ratios: dict[str, Any] = {
+        "recycle_mae_over_its_baseline": statistics.fmean(r["mae"] / r["baseline_mae"] for r in recycle_runs),
         "recycle_mae_over_seasonal_naive": recycle["mae"] / naive_mae,
-        "transformer_epoch_time_over_recycle": t_row["epoch_s"] / recycle["epoch_s"],
-        "transformer_epoch_cpu_time_over_recycle": t_row["epoch_cpu_s"] / recycle["epoch_cpu_s"],
-        "transformer_fit_time_over_recycle": t_row["fit_s"] / recycle["fit_s"],
         "recycle_mae_over_transformer": recycle["mae"] / t_row["mae"],
-        "recycle_seeds_below_baseline": sum(m < base_mae for m in maes),
+        "recycle_seed0_mae_over_transformer": recycle_runs[0]["mae"] / t_row["mae"],
+        "recycle_seeds_below_their_baseline": sum(r["mae"] < r["baseline_mae"] for r in recycle_runs),
+        "transformer_epoch_time_over_recycle": timing["ratio"],
+        "transformer_epoch_cpu_time_over_recycle": timing["cpu_ratio"],
+        "transformer_fit_time_over_recycle": t_row["fit_s"] / recycle["fit_s"],
     }
     if recycle["energy_j"] is not None and t_row["energy_j"] is not None:
         ratios["transformer_energy_over_recycle"] = t_row["energy_j"] / recycle["energy_j"]
@@ -116,45 +159,31 @@ def run_dataset(name: str, args: argparse.Namespace, device: str) -> dict[str, A
         "data": name,
         "description": data.description,
         "n_steps": len(data.y),
-        "train_windows": n_windows[0],
-        "validation_windows": n_windows[1],
+        "train_windows": models[0].n_train_windows_,
+        "validation_windows": models[0].n_val_windows_,
         "rows": [*rows, *recycle_runs, recycle, t_row],
+        "epoch_timing": timing,
         "ratios": ratios,
     }
 
 
-def cost_sweep(name: str, args: argparse.Namespace, device: str) -> list[dict[str, Any]]:
-    """Median time per training epoch of both models on the same windows, as the width grows."""
+def cost_sweep(name: str, args: argparse.Namespace, common: dict[str, Any]) -> list[dict[str, Any]]:
+    """Interleaved time per training epoch of both models on the same windows at other widths."""
     data = datasets.load(name)
     cal = {"country": data.country, "subdiv": data.subdiv}
-    train = data.y.iloc[: int(len(data.y) * 0.8)]
+    train = _train_part(data.y)
     rows = []
     for width in args.sweep:
         nhead, ff = max(1, width // 32), 3 * width
-        common = {
-            "d_model": width,
-            "nhead": nhead,
-            "dim_feedforward": ff,
-            "epochs": args.sweep_epochs,
-            "patience": None,
-            "device": device,
-            **cal,
-        }
-        recycle = ReCycle(**common).fit(train)
-        transformer = StepTransformer(**common).fit(train)
+        params = {**common, "d_model": width, "nhead": nhead, "dim_feedforward": ff, "epochs": 0, **cal}
+        recycle = ReCycle(baseline="last_profile", **params).fit(train)
+        transformer = StepTransformer(**params).fit(train)
         rows.append(
             {
                 "d_model": width,
                 "nhead": nhead,
                 "dim_feedforward": ff,
-                "recycle_epoch_s": recycle.epoch_time_s_,
-                "transformer_epoch_s": transformer.epoch_time_s_,
-                "ratio": transformer.epoch_time_s_ / recycle.epoch_time_s_,
-                "recycle_epoch_cpu_s": recycle.epoch_cpu_s_,
-                "transformer_epoch_cpu_s": transformer.epoch_cpu_s_,
-                "cpu_ratio": transformer.epoch_cpu_s_ / recycle.epoch_cpu_s_,
-                "recycle_parameters": recycle.n_parameters_,
-                "transformer_parameters": transformer.n_parameters_,
+                **time_epochs(recycle, transformer, train, args.rounds),
             }
         )
     return rows
@@ -167,20 +196,23 @@ def _fmt(value: Any, spec: str) -> str:
 def print_table(report: dict[str, Any]) -> None:
     print(f"\n## {report['data']}: {report['description']}")
     print(
-        f"train/validation windows {report['train_windows']}/{report['validation_windows']}, "
+        f"train/validation windows {report['train_windows']}/{report['validation_windows']} (ReCycle), "
         "7-day history, 1-day horizon, last 20 % of the days as test origins"
     )
-    print(
-        f"{'model':<48} {'MAE':>10} {'MASE':>6} {'s/epoch':>8} {'CPU s/ep':>8} {'epochs':>6} "
-        f"{'fit s':>7}  energy"
-    )
+    print(f"{'model':<40} {'baseline':<15} {'MAE':>18} {'MASE':>6} {'epochs':>7} {'fit s':>6}  energy")
     for r in report["rows"]:
         mae = _fmt(r["mae"], ".5g") + (f" ± {r['mae_std']:.2g}" if "mae_std" in r else "")
+        epochs = "-" if r.get("epochs_run") is None else f"{r['epochs_run']}/{r['best_epoch']}"
         print(
-            f"{r['model']:<48} {mae:>10} {_fmt(r['mase'], '.3f'):>6} {_fmt(r['epoch_s'], '.4f'):>8} "
-            f"{_fmt(r['epoch_cpu_s'], '.4f'):>8} "
-            f"{_fmt(r.get('epochs_run'), 'd'):>6} {_fmt(r['fit_s'], '.1f'):>7}  {r['energy'].split(' (')[0]}"
+            f"{r['model']:<40} {r['baseline']:<15} {mae:>18} {_fmt(r['mase'], '.3f'):>6} {epochs:>7} "
+            f"{_fmt(r['fit_s'], '.1f'):>6}  {r['energy'].split(' (')[0]}"
         )
+    t = report["epoch_timing"]
+    print(
+        f"time per training epoch on the same {t['windows']} windows (median of {t['rounds']} interleaved "
+        f"epochs): ReCycle {t['recycle_epoch_s']:.4f} s (CPU {t['recycle_epoch_cpu_s']:.4f} s), transformer "
+        f"{t['transformer_epoch_s']:.4f} s (CPU {t['transformer_epoch_cpu_s']:.4f} s)"
+    )
     for key, value in report["ratios"].items():
         print(f"  {key}: {value:.3f}" if isinstance(value, float) else f"  {key}: {value}")
 
@@ -194,49 +226,78 @@ def main(argv: list[str] | None = None) -> int:
         default="vic_elec,simbench_load:H0-A,simbench_load:G1-A",
         help="comma-separated data sets (default: Victoria, SimBench household H0-A and business G1-A)",
     )
+    parser.add_argument("--baseline", default="auto", help="ReCycle's residual base (default auto)")
     parser.add_argument(
-        "--baseline", default="last_profile", help="ReCycle's residual base (default last_profile)"
+        "--seeds", default="0,1,2", help="ReCycle seeds (default 0,1,2; the transformer: the first)"
     )
-    parser.add_argument("--seeds", default="0,1,2", help="ReCycle seeds (default 0,1,2)")
+    parser.add_argument("--epochs", type=int, default=100, help="epoch cap of both models (default 100)")
     parser.add_argument(
-        "--epochs", type=int, default=200, help="ReCycle's maximum epochs (default 200, patience 20)"
+        "--patience", type=int, default=20, help="early-stopping patience of both (default 20)"
+    )
+    parser.add_argument("--d-model", type=int, default=32, help="width of both models (default 32)")
+    parser.add_argument("--batch-size", type=int, default=32, help="batch size of both models (default 32)")
+    parser.add_argument(
+        "--dropout", type=float, default=0.0, help="dropout of both models (default 0, as the reference)"
     )
     parser.add_argument(
-        "--transformer-epochs", type=int, default=20, help="the transformer's maximum epochs (default 20)"
+        "--rounds", type=int, default=7, help="interleaved timing epochs per model (default 7)"
     )
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
-    parser.add_argument(
-        "--sweep",
-        default="32,64,128",
-        help="widths for the time-per-epoch sweep ('' to skip; default 32,64,128)",
-    )
-    parser.add_argument("--sweep-epochs", type=int, default=5, help="epochs per sweep point (default 5)")
+    parser.add_argument("--sweep", default="64,128", help="other widths to time (default 64,128; '' to skip)")
     args = parser.parse_args(argv)
     args.seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     args.sweep = [int(s) for s in args.sweep.split(",") if s.strip()]
     torch.set_num_threads(args.threads)
     device = str(resolve_device(args.device))
+    common = {
+        "d_model": args.d_model,
+        "nhead": 1,
+        "num_encoder_layers": 1,
+        "num_decoder_layers": 1,
+        "dim_feedforward": 3 * args.d_model,
+        "dropout": args.dropout,
+        "batch_size": args.batch_size,
+        "lr": 1e-3,
+        "weight_decay": 0.01,
+        "loss": "l1",
+        "epochs": args.epochs,
+        "patience": args.patience,
+        "device": device,
+    }
+    print(
+        "both models: d_model {d_model}, {nhead} head, {num_encoder_layers} encoder + {num_decoder_layers} "
+        "decoder layer, feed-forward {dim_feedforward}, dropout {dropout}, batch {batch_size}, Adam (fused) "
+        "lr {lr} weight decay {weight_decay}, {loss} loss, at most {epochs} epochs, patience {patience} "
+        "on the last 20 % of the training days; one torch thread per process unless --threads".format(
+            **common
+        )
+    )
     started = time.perf_counter()
-    reports = [run_dataset(name.strip(), args, device) for name in args.data.split(",") if name.strip()]
-    for report in reports:
-        print_table(report)
+    reports = []
+    for name in (n.strip() for n in args.data.split(",")):
+        if name:
+            reports.append(run_dataset(name, args, common))
+            print_table(reports[-1])
     sweep_data = args.data.split(",")[0].strip()
-    sweep = cost_sweep(sweep_data, args, device) if args.sweep else []
+    sweep = cost_sweep(sweep_data, args, common) if args.sweep else []
     if sweep:
         print(
-            f"\n## time per epoch as the width grows ({sweep_data}, {args.sweep_epochs} epochs each, median)"
+            f"\n## time per epoch at other widths ({sweep_data}, same windows, "
+            f"{args.rounds} interleaved epochs)"
         )
         print(
-            f"{'d_model':>7} {'heads':>5} {'ff':>5} {'ReCycle s':>10} {'transformer s':>14} {'ratio':>6} "
-            f"{'ReCycle CPU s':>14} {'transformer CPU s':>18} {'CPU ratio':>9}"
+            f"{'d_model':>7} {'heads':>5} {'ff':>5} {'ReCycle s':>10} {'transformer s':>14} "
+            f"{'ratio':>6} {'CPU ratio':>9}"
         )
         for r in sweep:
             print(
                 f"{r['d_model']:>7} {r['nhead']:>5} {r['dim_feedforward']:>5} {r['recycle_epoch_s']:>10.4f} "
-                f"{r['transformer_epoch_s']:>14.4f} {r['ratio']:>6.1f} {r['recycle_epoch_cpu_s']:>14.4f} "
-                f"{r['transformer_epoch_cpu_s']:>18.4f} {r['cpu_ratio']:>9.1f}"
+                f"{r['transformer_epoch_s']:>14.4f} {r['ratio']:>6.1f} {r['cpu_ratio']:>9.1f}"
             )
     total = time.perf_counter() - started
+    energy = reports[0]["rows"][-1]["energy"] if reports else "-"
+    print(f"\nenergy: {energy}")
+    print(f"{device}, torch {torch.__version__}, {args.threads} thread(s), total {total:.0f} s")
     machine = {
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -245,11 +306,10 @@ def main(argv: list[str] | None = None) -> int:
         "cpu_count": __import__("os").cpu_count(),
         "platform": platform.platform(),
     }
-    print(f"\n{device}, torch {torch.__version__}, {args.threads} thread(s), total {total:.0f} s")
     path = write_json(
         Path(args.out) / "bench_recycle.json",
         {
-            "settings": dict(vars(args)),
+            "settings": {**vars(args), "models": common},
             "machine": machine,
             "total_s": total,
             "datasets": reports,

@@ -95,3 +95,12 @@ def test_user_errors_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) 
         )
         == 0
     )
+
+
+def test_backtest_recycle_with_auto_baseline(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["forecast", "backtest", "--model", "recycle", "--baseline", "auto", "--no-network"]
+    data = run_json(capsys, [*argv, "--data", "vic_elec", "--country", "AU", "--subdiv", "VIC", "--json"])
+    # without a network, "auto" is the recent-historic profile with the lowest validation MAE;
+    # on Victoria's validation days that is the same-type mean (the test days prefer the last profile)
+    assert data["baseline"] == "same_type_mean"
+    assert data["metrics"] == data["baseline_metrics"]

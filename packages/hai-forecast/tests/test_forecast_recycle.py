@@ -10,11 +10,13 @@ import pytest
 import torch
 
 from hai.forecast import (
+    AUTO_BASELINES,
     LastProfile,
     ReCycle,
     ReCycleNet,
     SameTypeMean,
     load_model,
+    make_baseline,
     save_model,
     synthetic_cyclic,
 )
@@ -152,3 +154,97 @@ def test_bad_input(y: pd.Series) -> None:
         ReCycle(baseline="arima").fit(y)
     with pytest.raises(InputError, match="unknown loss"):
         ReCycle(loss="huber").fit(y)
+    with pytest.raises(InputError, match="weight_decay"):
+        ReCycle(weight_decay=-0.1).fit(y)
+
+
+def _validation_origins(y: pd.Series) -> np.ndarray:
+    """Whole-cycle origins in the last 20 % of the cycles, after 7 history + 21 context cycles."""
+    n_cycles = len(y) // 24
+    return np.arange(max(n_cycles - round(n_cycles * 0.2), 7 + 21), n_cycles) * 24
+
+
+def _validation_maes(y: pd.Series) -> dict[str, float]:
+    """Each candidate baseline's MAE over the validation origins, computed directly."""
+    origins = _validation_origins(y)
+    truth = np.stack([y.to_numpy()[o : o + 24] for o in origins])
+    return {
+        name: float(np.abs(make_baseline(name).fit(y).predict_at(y, origins)[..., 0] - truth).mean())
+        for name in AUTO_BASELINES
+    }
+
+
+@pytest.mark.parametrize(("weekly", "noise"), [(0.6, 0.0), (0.0, 0.4)])
+def test_auto_baseline_has_the_lowest_validation_mae(weekly: float, noise: float) -> None:
+    # a clean weekly pattern favours the last profile; day-to-day noise favours the ten-day mean
+    y = synthetic_cyclic(n_cycles=70, weekly=weekly, noise=noise, trend=0.0, seed=3)
+    maes = _validation_maes(y)
+    expected = min(AUTO_BASELINES, key=lambda name: maes[name])
+    model = ReCycle(baseline="auto", use_network=False).fit(y)
+    assert model.baseline_.name == expected
+    assert model.baseline_scores_ == pytest.approx(maes, rel=1e-12)
+    assert np.array_equal(model.predict(y).to_numpy(), make_baseline(expected).fit(y).predict(y).to_numpy())
+    assert model.min_history_cycles == 7 + make_baseline(expected).context_cycles
+
+
+def test_auto_passes_baseline_params_to_the_baselines_that_take_them() -> None:
+    y = synthetic_cyclic(n_cycles=50, noise=0.2, seed=5)
+    model = ReCycle(baseline="auto", baseline_params={"k": 2, "days": 5}, use_network=False).fit(y)
+    candidates = {"last_profile": {}, "same_type_mean": {"k": 2}, "ten_day_mean": {"days": 5}}
+    origins = np.arange(max(50 - 10, 7 + 14), 50) * 24  # context up to 7·k = 14 cycles
+    truth = np.stack([y.to_numpy()[o : o + 24] for o in origins])
+    for name, params in candidates.items():
+        forecast = make_baseline(name, **params).fit(y).predict_at(y, origins)[..., 0]
+        assert model.baseline_scores_[name] == pytest.approx(
+            float(np.abs(forecast - truth).mean()), rel=1e-12
+        )
+
+
+def test_auto_picks_different_baselines_for_different_series() -> None:
+    clean = synthetic_cyclic(n_cycles=70, weekly=0.6, noise=0.0, trend=0.0, seed=3)
+    noisy = synthetic_cyclic(n_cycles=70, weekly=0.0, noise=0.4, trend=0.0, seed=3)
+    assert ReCycle(baseline="auto", use_network=False).fit(clean).baseline_.name == "last_profile"
+    assert ReCycle(baseline="auto", use_network=False).fit(noisy).baseline_.name == "ten_day_mean"
+
+
+def test_auto_with_network_keeps_the_candidate_with_the_lowest_validation_mae(
+    y: pd.Series, tmp_path: Path
+) -> None:
+    params = {"epochs": 3, "patience": None, **SMALL}
+    model = ReCycle(baseline="auto", **params).fit(y)
+    origins = _validation_origins(y)
+    truth = np.stack([y.to_numpy()[o : o + 24] for o in origins])
+    maes, forecasts = {}, {}
+    for name in AUTO_BASELINES:  # each candidate fitted on its own, same seed: deterministic
+        forecasts[name] = ReCycle(baseline=name, **params).fit(y).predict_at(y, origins)[..., 0]
+        maes[name] = float(np.abs(forecasts[name] - truth).mean())
+    expected = min(AUTO_BASELINES, key=lambda name: maes[name])
+    assert model.baseline_.name == expected
+    assert model.baseline_scores_ == pytest.approx(maes, rel=1e-9)
+    assert np.array_equal(model.predict_at(y, origins)[..., 0], forecasts[expected])
+    assert len(set(maes.values())) == 3  # a real choice, not a tie
+    path = tmp_path / "auto.safetensors"
+    model.save(path)
+    loaded = load_model(path)
+    assert isinstance(loaded, ReCycle)
+    assert loaded.baseline_.name == model.baseline_.name
+    assert loaded.baseline_scores_ == model.baseline_scores_
+    assert np.array_equal(loaded.predict(y).to_numpy(), model.predict(y).to_numpy())
+    with pytest.raises(InputError, match="validation windows"):
+        ReCycle(baseline="auto", validation_fraction=0.0, epochs=0).fit(y)
+
+
+def test_loss_on_the_residual_target_is_the_loss_of_the_forecast(y: pd.Series) -> None:
+    model = ReCycle(epochs=2, patience=None, loss="mse", **SMALL).fit(y)
+    frame = model._prepare(y)
+    origins = np.array([24 * 20, 24 * 33])
+    batch = model._training_batch(frame, origins)
+    _, base = model._inputs(frame, origins)
+    truth = np.stack([y.to_numpy()[o : o + 24] for o in origins])[..., None]
+    assert model.net_ is not None
+    with torch.no_grad():
+        out = model._forward(model.net_.eval(), batch)[..., 0].double().numpy()
+        got = float(model._loss_of(model.net_, batch))
+    scale = model.scaler_.scale_
+    expected = np.mean(((base / scale + out) - truth / scale) ** 2)  # scaled forecast vs scaled truth
+    assert got == pytest.approx(expected, rel=1e-5)

@@ -51,11 +51,12 @@ from hai.forecast.datasets import Dataset
 from hai.forecast.losses import LOSSES, make_loss, pinball_loss
 from hai.forecast.metrics import evaluate, mae, mape, mase, mase_insample, nse, relative_peak_error, rmse
 from hai.forecast.neural import NeuralForecaster
-from hai.forecast.recycle import ReCycle, ReCycleNet
+from hai.forecast.recycle import AUTO_BASELINES, ReCycle, ReCycleNet
 from hai.forecast.training import EpochRecord, TrainingResult, train_network
 from hai.forecast.transformer import StepTransformer, StepTransformerNet
 
 __all__ = [
+    "AUTO_BASELINES",
     "BASELINES",
     "LOSSES",
     "MODELS",

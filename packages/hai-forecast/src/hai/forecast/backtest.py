@@ -134,7 +134,10 @@ def backtest(
     extra: dict[str, Any] = {}
     if baseline is not None:
         extra["baseline_metrics"] = evaluate(truth, baseline, reference)
-        extra["baseline"] = getattr(model, "baseline", None)
+        with_base: Any = model  # a ReCycle: the base in use ("auto": its choice) and the scores
+        extra["baseline"] = with_base.baseline_.name
+        if getattr(with_base, "baseline_scores_", None):
+            extra["baseline_scores"] = dict(with_base.baseline_scores_)
     if isinstance(model, NeuralForecaster):
         extra["epoch_time_s"] = model.epoch_time_s_
         extra["epoch_cpu_s"] = model.epoch_cpu_s_

@@ -51,6 +51,9 @@ def save_model(model: Forecaster, path: str | os.PathLike[str]) -> None:
             "epoch_time_s": model.epoch_time_s_,
             "epoch_cpu_s": model.epoch_cpu_s_,
         }
+        if isinstance(model, ReCycle):
+            extra["baseline_choice"] = model.baseline_.name  # what baseline="auto" chose
+            extra["baseline_scores"] = dict(model.baseline_scores_)
     config = {
         "model": model.name,
         "params": model.get_params(),
@@ -84,7 +87,8 @@ def load_model(path: str | os.PathLike[str], *, device: str | None = None) -> Fo
         model.scaler_ = scaler
         model.device_ = resolve_device(model.device)
         if isinstance(model, ReCycle):
-            model.baseline_ = model._make_baseline()
+            model.baseline_ = model._make_baseline(ckpt.extra.get("baseline_choice"))
+            model.baseline_scores_ = dict(ckpt.extra.get("baseline_scores") or {})
             _restore(model.baseline_, freq, columns, ckpt.config.get("series_name"))
         model.net_ = None
         if model.uses_network:

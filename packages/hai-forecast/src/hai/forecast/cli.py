@@ -242,7 +242,10 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--model", default="recycle", choices=MODEL_CHOICES, help="default recycle")
     p.add_argument(
-        "--baseline", default="last_profile", choices=tuple(BASELINES), help="ReCycle's residual base"
+        "--baseline",
+        default="last_profile",
+        choices=(*BASELINES, "auto"),
+        help="ReCycle's residual base ('auto': the lowest validation MAE of the recent-historic profiles)",
     )
     p.add_argument(
         "--no-network", action="store_true", help="ReCycle without its network: the baseline alone"

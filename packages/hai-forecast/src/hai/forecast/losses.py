@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
+import torch.nn.functional as F
 
 from hai.shared import InputError
 
@@ -48,9 +49,9 @@ def make_loss(name: str, quantiles: Sequence[float] = (0.1, 0.5, 0.9)) -> LossFn
     4.0
     """
     if name == "l1":
-        return lambda pred, target: (pred[..., 0] - target).abs().mean()
+        return lambda pred, target: F.l1_loss(pred[..., 0], target)
     if name == "mse":
-        return lambda pred, target: ((pred[..., 0] - target) ** 2).mean()
+        return lambda pred, target: F.mse_loss(pred[..., 0], target)
     if name == "quantile":
         qs = check_quantiles(quantiles)
         return lambda pred, target: pinball_loss(pred, target, qs)

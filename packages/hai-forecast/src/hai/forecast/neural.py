@@ -6,7 +6,8 @@ the cycles passed to ``fit`` validate (early stopping); the scaler is fitted on 
 before them only. A network predicts, in scaled units, an output ``out`` that is added to a
 base: ReCycle's base is its baseline (residual learning), the plain transformer's is zero. In
 the series' own units the forecast is ``base + out × scale``, so ``out = 0`` gives the base
-exactly.
+exactly. The training target is therefore built once, in scaled units, as ``(truth − base) /
+scale``: a training step only runs the network and the loss (no per-step tensor building).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from torch import nn
 
 from hai.forecast.base import Forecaster, _check_positive_int
 from hai.forecast.data import Scaler
-from hai.forecast.losses import LOSSES, check_quantiles, make_loss
+from hai.forecast.losses import LOSSES, LossFn, check_quantiles, make_loss
 from hai.forecast.training import Batch, EpochRecord, train_network
 from hai.shared import InputError, RngStreams, resolve_device
 
@@ -71,13 +72,13 @@ class NeuralForecaster(Forecaster):
         num_encoder_layers: int = 1,
         num_decoder_layers: int = 1,
         dim_feedforward: int = 96,
-        dropout: float = 0.1,
+        dropout: float = 0.0,
         loss: str = "l1",
         quantiles: Sequence[float] = (0.1, 0.5, 0.9),
         epochs: int = 200,
         batch_size: int = 32,
         lr: float = 1e-3,
-        weight_decay: float = 0.0,
+        weight_decay: float = 0.01,
         patience: int | None = 20,
         validation_fraction: float = 0.2,
         scaling: str = "standard",
@@ -159,6 +160,8 @@ class NeuralForecaster(Forecaster):
             raise InputError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
         if not self.lr > 0:
             raise InputError(f"lr must be positive, got {self.lr}")
+        if not self.weight_decay >= 0:
+            raise InputError(f"weight_decay must be at least 0, got {self.weight_decay}")
         if self.loss not in LOSSES:
             raise InputError(f"unknown loss {self.loss!r}", hint=f"use one of {', '.join(LOSSES)}")
         if self.loss == "quantile":
@@ -209,6 +212,7 @@ class NeuralForecaster(Forecaster):
             self.net_: nn.Module | None = self._build_net().to(self.device_) if self.uses_network else None
             if self.net_ is None or self.epochs == 0:
                 return
+            self._loss_fn = make_loss(self.loss, self._quantiles)
             train = self._training_batch(frame, train_o)
             val = self._training_batch(frame, val_o) if len(val_o) else None
             result = train_network(
@@ -236,21 +240,24 @@ class NeuralForecaster(Forecaster):
         return 0 if self.net_ is None else sum(p.numel() for p in self.net_.parameters() if p.requires_grad)
 
     def _training_batch(self, frame: pd.DataFrame, origins: np.ndarray) -> Batch:
+        """Network inputs and the target of the network output, ``(truth − base) / scale``."""
         inputs, base = self._inputs(frame, origins)
         values = frame.to_numpy()
         target = np.stack([values[o : o + self.horizon] for o in origins.tolist()])
-        scale = self.scaler_.scale_
-        inputs["base"] = self._tensor((base - self.scaler_.offset_) / scale)
-        inputs["target"] = self._tensor(self.scaler_.transform(target))
+        inputs["target"] = self._tensor((target - base) / self.scaler_.scale_)
         return inputs
 
     def _tensor(self, array: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         return torch.as_tensor(np.ascontiguousarray(array), dtype=dtype, device=self.device_)
 
     def _loss_of(self, net: nn.Module, batch: Batch) -> torch.Tensor:
-        out = self._forward(net, batch)
-        pred = batch["base"].unsqueeze(-1) + out
-        return make_loss(self.loss, self._quantiles)(pred, batch["target"])
+        """The loss of the network output against ``(truth − base) / scale``.
+
+        Equal to the loss of the scaled forecast ``base / scale + out`` against the scaled truth
+        (L1, MSE and pinball losses depend on the difference only).
+        """
+        loss_fn: LossFn = getattr(self, "_loss_fn", None) or make_loss(self.loss, self._quantiles)
+        return loss_fn(self._forward(net, batch), batch["target"])
 
     @abstractmethod
     def _forward(self, net: nn.Module, batch: Batch) -> torch.Tensor:

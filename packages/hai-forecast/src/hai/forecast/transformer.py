@@ -45,7 +45,7 @@ class StepTransformerNet(nn.Module):
         num_encoder_layers: int = 1,
         num_decoder_layers: int = 1,
         dim_feedforward: int = 96,
-        dropout: float = 0.1,
+        dropout: float = 0.0,
         n_quantiles: int = 1,
     ) -> None:
         super().__init__()
