@@ -4,7 +4,7 @@ From a simulated (or GATE-simulated) list of singles to photon-coincidence pairs
 against the truth at the pair level.
 
 >>> from hai.pet import PointSource, pair_metrics, simulate, sort_coincidences
->>> sim = simulate("safir", [PointSource(activity_bq=1e5)], seconds=2e-3, seed=0)
+>>> sim = simulate("safir", [PointSource(activity_bq=1e6)], seconds=1e-2, seed=0)
 >>> result = sort_coincidences(sim.singles, window_ns=4.0, policy="takeWinnerOfGoods",
 ...                            energy_window_kev=(350, 650))
 >>> m = pair_metrics(result.coincidences, sim.singles)
