@@ -85,14 +85,8 @@ def nll_sum(
     return (0.5 * z * z).sum() + mean.numel() * (math.log(noise_std) + 0.5 * math.log(2 * math.pi))
 
 
-class ELBOLoss:
-    """Negative ELBO per example from S samples of the outputs and the analytic KL.
-
-    >>> loss = ELBOLoss(dataset_size=100, kl_weight=1.0)
-    >>> value = loss(torch.zeros(2, 3, 4), torch.tensor([0, 1, 2]), kl=torch.tensor(50.0))
-    >>> round(float(value), 4)  # log 4 + 50/100
-    1.8863
-    """
+class _VariationalLoss:
+    """What both losses share: the data set size N, the KL weight β and the likelihood."""
 
     def __init__(
         self,
@@ -112,20 +106,30 @@ class ELBOLoss:
         self.likelihood = likelihood
         self.noise_std = float(noise_std)
 
-    def data_sum(self, outputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Σ_i Σ_b −log p(y_b | x_b, w_i) over the given samples and rows."""
-        return nll_sum(outputs, target, self.likelihood, self.noise_std)
-
     def kl_term(self, kl: torch.Tensor) -> torch.Tensor:
         """β·KL/N."""
         return kl * (self.kl_weight / self.dataset_size)
+
+
+class ELBOLoss(_VariationalLoss):
+    """Negative ELBO per example from S samples of the outputs and the analytic KL.
+
+    >>> loss = ELBOLoss(dataset_size=100, kl_weight=1.0)
+    >>> value = loss(torch.zeros(2, 3, 4), torch.tensor([0, 1, 2]), kl=torch.tensor(50.0))
+    >>> round(float(value), 4)  # log 4 + 50/100
+    1.8863
+    """
+
+    def data_sum(self, outputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Σ_i Σ_b −log p(y_b | x_b, w_i) over the given samples and rows."""
+        return nll_sum(outputs, target, self.likelihood, self.noise_std)
 
     def __call__(self, outputs: torch.Tensor, target: torch.Tensor, kl: torch.Tensor) -> torch.Tensor:
         s, b = outputs.shape[:2]
         return self.data_sum(outputs, target) / (s * b) + self.kl_term(kl)
 
 
-class PredictiveLoss:
+class PredictiveLoss(_VariationalLoss):
     """Negative log-likelihood of the mean predictive over S samples per example, plus β·KL/N.
 
     The reference's ``UP_AllGaussLoss`` (divided by the data set size N). Under sampling
@@ -138,24 +142,6 @@ class PredictiveLoss:
     1.8863
     """
 
-    def __init__(
-        self,
-        dataset_size: int,
-        *,
-        kl_weight: float = 1.0,
-        likelihood: str = "categorical",
-        noise_std: float = 1.0,
-    ) -> None:
-        if dataset_size < 1:
-            raise InputError(f"dataset_size must be positive, got {dataset_size}")
-        if not kl_weight >= 0:
-            raise InputError(f"kl_weight must be non-negative, got {kl_weight}")
-        check_likelihood(likelihood)
-        self.dataset_size = int(dataset_size)
-        self.kl_weight = float(kl_weight)
-        self.likelihood = likelihood
-        self.noise_std = float(noise_std)
-
     def likelihood_sum(self, outputs: torch.Tensor, target: torch.Tensor, samples: int) -> torch.Tensor:
         """(1/S) Σ_i p(y_b | x_b, w_i) over the given samples, per example (B,); S is the global count.
 
@@ -167,10 +153,6 @@ class PredictiveLoss:
     def data_sum(self, mean_likelihood: torch.Tensor) -> torch.Tensor:
         """−Σ_b log p̄(y_b | x_b) from the mean-predictive likelihoods (clamped at the smallest normal)."""
         return -torch.log(mean_likelihood.clamp_min(torch.finfo(mean_likelihood.dtype).tiny)).sum()
-
-    def kl_term(self, kl: torch.Tensor) -> torch.Tensor:
-        """β·KL/N."""
-        return kl * (self.kl_weight / self.dataset_size)
 
     def __call__(self, outputs: torch.Tensor, target: torch.Tensor, kl: torch.Tensor) -> torch.Tensor:
         ll = log_likelihood(outputs, target, self.likelihood, self.noise_std)
