@@ -11,10 +11,14 @@ baselines, of ReCycle (``--baseline``, default ``auto``; each seed in ``--seeds`
 mean) and of the transformer (first seed), the epochs run, the training time and energy, and
 then the **time per training epoch** of both models measured on the *same* training windows
 (ReCycle's, which need the baseline's context; the transformer could use a few more): ``--rounds``
-epochs of each, interleaved ReCycle / transformer / ReCycle / … so that load from other jobs on a
-shared machine hits both alike; the medians of wall and CPU time and their ratios. Energy comes
-from hai.shared's meter (RAPL / NVML) or is reported unavailable with the reason. ``--sweep``
-repeats the epoch timing at other widths. Writes ``OUT/bench_recycle.json``.
+timings of each, interleaved ReCycle / transformer / ReCycle / … so that load from other jobs on a
+shared machine hits both alike; each timing trains a fresh copy for two epochs and times the
+second (Adam's state already built, as in a real fit); the medians of wall and CPU time and their
+ratios. Energy comes from hai.shared's meter (RAPL / NVML) or is reported unavailable with the
+reason. ``--batches`` repeats the epoch timing of every series at batch sizes 32, 64 and 128
+(both models at the same batch; ReCycle over the last profile, so the windows are the same for
+each batch), ``--sweep`` at other widths (first series). The load average of the machine is
+printed at the start and the end. Writes ``OUT/bench_recycle.json``.
 
     python packages/hai-forecast/benchmarks/bench_recycle.py --out bench-out [--device cpu]
 """
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import platform
 import statistics
 import sys
@@ -76,7 +81,11 @@ def _train_part(y: Any, test_fraction: float = 0.2, cycle_length: int = 24) -> A
 
 
 def time_epochs(recycle: ReCycle, transformer: StepTransformer, y: Any, rounds: int) -> dict[str, Any]:
-    """Median wall/CPU seconds of one training epoch of each model on the same windows, interleaved."""
+    """Median wall/CPU seconds of one training epoch of each model on the same windows, interleaved.
+
+    Each timing trains a fresh copy of the net for two epochs and records the second, so Adam's
+    state (built on the first step) is not part of it, as in a real fit.
+    """
     frames = [m._prepare(y) for m in (recycle, transformer)]
     origins, _, _ = recycle._window_origins(len(frames[0]))
     models: list[NeuralForecaster] = [recycle, transformer]
@@ -91,7 +100,7 @@ def time_epochs(recycle: ReCycle, transformer: StepTransformer, y: Any, rounds: 
                 model._loss_of,
                 batches[i],
                 None,
-                epochs=1,
+                epochs=2,
                 batch_size=int(model.batch_size),
                 lr=float(model.lr),
                 generator=RngStreams(r).torch("shuffle"),
@@ -167,26 +176,56 @@ def run_dataset(name: str, args: argparse.Namespace, common: dict[str, Any]) -> 
     }
 
 
-def cost_sweep(name: str, args: argparse.Namespace, common: dict[str, Any]) -> list[dict[str, Any]]:
-    """Interleaved time per training epoch of both models on the same windows at other widths."""
+def timing_at(
+    name: str, args: argparse.Namespace, common: dict[str, Any], d_model: int, batch_size: int
+) -> dict[str, Any]:
+    """Interleaved time per training epoch of both models on the same windows of ``name``.
+
+    ReCycle runs over the last profile here: the network and its cost do not depend on the
+    baseline, only the number of windows does (through the baseline's context).
+    """
     data = datasets.load(name)
-    cal = {"country": data.country, "subdiv": data.subdiv}
     train = _train_part(data.y)
-    rows = []
-    for width in args.sweep:
-        nhead, ff = max(1, width // 32), 3 * width
-        params = {**common, "d_model": width, "nhead": nhead, "dim_feedforward": ff, "epochs": 0, **cal}
-        recycle = ReCycle(baseline="last_profile", **params).fit(train)
-        transformer = StepTransformer(**params).fit(train)
-        rows.append(
-            {
-                "d_model": width,
-                "nhead": nhead,
-                "dim_feedforward": ff,
-                **time_epochs(recycle, transformer, train, args.rounds),
-            }
+    nhead, ff = max(1, d_model // 32), 3 * d_model
+    params = {
+        **common,
+        "d_model": d_model,
+        "nhead": nhead,
+        "dim_feedforward": ff,
+        "batch_size": batch_size,
+        "epochs": 0,
+        "country": data.country,
+        "subdiv": data.subdiv,
+    }
+    recycle = ReCycle(baseline="last_profile", **params).fit(train)
+    transformer = StepTransformer(**params).fit(train)
+    timing = time_epochs(recycle, transformer, train, args.rounds)
+    return {
+        "data": name,
+        "d_model": d_model,
+        "nhead": nhead,
+        "dim_feedforward": ff,
+        "batch_size": batch_size,
+        **timing,
+    }
+
+
+def _load(load: tuple[float, float, float]) -> str:
+    return "/".join(f"{x:.1f}" for x in load)
+
+
+def _print_timings(rows: list[dict[str, Any]]) -> None:
+    print(
+        f"{'data':<20} {'d_model':>7} {'heads':>5} {'batch':>5} {'windows':>7} {'ReCycle s':>10} "
+        f"{'transformer s':>14} {'ratio':>6} {'CPU ratio':>9}"
+    )
+    for r in rows:
+        print(
+            f"{r['data']:<20} {r['d_model']:>7} {r.get('nhead', 1):>5} {r['batch_size']:>5} "
+            f"{r['windows']:>7} "
+            f"{r['recycle_epoch_s']:>10.4f} {r['transformer_epoch_s']:>14.4f} {r['ratio']:>6.1f} "
+            f"{r['cpu_ratio']:>9.1f}"
         )
-    return rows
 
 
 def _fmt(value: Any, spec: str) -> str:
@@ -244,9 +283,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--sweep", default="64,128", help="other widths to time (default 64,128; '' to skip)")
+    parser.add_argument(
+        "--batches", default="32,64,128", help="batch sizes to time on every series ('' to skip)"
+    )
     args = parser.parse_args(argv)
     args.seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     args.sweep = [int(s) for s in args.sweep.split(",") if s.strip()]
+    args.batches = [int(s) for s in args.batches.split(",") if s.strip()]
     torch.set_num_threads(args.threads)
     device = str(resolve_device(args.device))
     common = {
@@ -273,27 +316,24 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     started = time.perf_counter()
+    load_start = os.getloadavg()
+    print(f"load average (1/5/15 min) at the start: {_load(load_start)}")
     reports = []
     for name in (n.strip() for n in args.data.split(",")):
         if name:
             reports.append(run_dataset(name, args, common))
             print_table(reports[-1])
-    sweep_data = args.data.split(",")[0].strip()
-    sweep = cost_sweep(sweep_data, args, common) if args.sweep else []
+    names = [n.strip() for n in args.data.split(",") if n.strip()]
+    by_batch = [timing_at(n, args, common, args.d_model, b) for n in names for b in args.batches]
+    sweep = [timing_at(names[0], args, common, w, args.batch_size) for w in args.sweep] if names else []
+    if by_batch:
+        print(f"\n## time per epoch by batch size (width {args.d_model}, both models at the same batch)")
+        _print_timings(by_batch)
     if sweep:
-        print(
-            f"\n## time per epoch at other widths ({sweep_data}, same windows, "
-            f"{args.rounds} interleaved epochs)"
-        )
-        print(
-            f"{'d_model':>7} {'heads':>5} {'ff':>5} {'ReCycle s':>10} {'transformer s':>14} "
-            f"{'ratio':>6} {'CPU ratio':>9}"
-        )
-        for r in sweep:
-            print(
-                f"{r['d_model']:>7} {r['nhead']:>5} {r['dim_feedforward']:>5} {r['recycle_epoch_s']:>10.4f} "
-                f"{r['transformer_epoch_s']:>14.4f} {r['ratio']:>6.1f} {r['cpu_ratio']:>9.1f}"
-            )
+        print(f"\n## time per epoch at other widths ({names[0]}, batch {args.batch_size}, same windows)")
+        _print_timings(sweep)
+    load_end = os.getloadavg()
+    print(f"load average (1/5/15 min) at the start {_load(load_start)}, at the end {_load(load_end)}")
     total = time.perf_counter() - started
     energy = reports[0]["rows"][-1]["energy"] if reports else "-"
     print(f"\nenergy: {energy}")
@@ -303,7 +343,9 @@ def main(argv: list[str] | None = None) -> int:
         "torch": torch.__version__,
         "device": device,
         "threads": args.threads,
-        "cpu_count": __import__("os").cpu_count(),
+        "cpu_count": os.cpu_count(),
+        "load_average_start": load_start,
+        "load_average_end": load_end,
         "platform": platform.platform(),
     }
     path = write_json(
@@ -313,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
             "machine": machine,
             "total_s": total,
             "datasets": reports,
+            "batch_sweep": by_batch,
             "cost_sweep": sweep,
         },
     )

@@ -57,3 +57,48 @@ def test_quantiles_for_several_columns_in_any_order() -> None:
     assert (q["load_1|q0.1"] <= q["load_1|q0.9"]).all()
     point = model.predict(y)
     np.testing.assert_array_equal(point["load_0"].to_numpy(), q["load_0|q0.5"].to_numpy())
+
+
+@pytest.mark.parametrize(("d_model", "nhead", "layers"), [(32, 1, 1), (24, 3, 2)])
+def test_lean_forward_matches_torch_transformer_with_gradients(d_model: int, nhead: int, layers: int) -> None:
+    """The training forward is ``torch.nn.Transformer``'s mathematics: same outputs and gradients."""
+    import torch
+
+    from hai.forecast.neural import one_shot_transformer, transformer_forward
+
+    torch.manual_seed(0)
+    net = one_shot_transformer(d_model, nhead, layers, layers, 2 * d_model, 0.0)
+    src, tgt = torch.randn(5, 7, d_model), torch.randn(5, 3, d_model)
+    results = []
+    for forward in (lambda: net(src, tgt), lambda: transformer_forward(net, src, tgt)):
+        net.zero_grad()
+        net.train()
+        out = forward()
+        (out * torch.linspace(-1, 1, d_model)).sum().backward()
+        grads = [p.grad.clone() for p in net.parameters()]  # type: ignore[union-attr]
+        net.eval()
+        with torch.no_grad():
+            results.append((out.detach(), grads, forward()))
+    (out_ref, grads_ref, eval_ref), (out, grads, eval_out) = results
+    torch.testing.assert_close(out, out_ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(eval_out, eval_ref, rtol=1e-5, atol=1e-5)
+    for g, g_ref in zip(grads, grads_ref, strict=True):
+        torch.testing.assert_close(g, g_ref, rtol=1e-4, atol=1e-5)
+
+
+def test_epoch_loss_is_the_mean_over_the_shuffled_mini_batches() -> None:
+    """One epoch with lr 0 leaves the net unchanged; its loss is the window mean of the batch losses."""
+    import torch
+
+    from hai.forecast import train_network
+
+    net = torch.nn.Linear(3, 1)
+    x, target = torch.randn(10, 3), torch.randn(10, 1)
+
+    def loss_of(n: torch.nn.Module, b: dict[str, torch.Tensor]) -> torch.Tensor:
+        return (n(b["x"]) - b["t"]).abs().mean()
+
+    result = train_network(net, loss_of, {"x": x, "t": target}, None, epochs=1, batch_size=4, lr=0.0)
+    with torch.no_grad():
+        expected = float((net(x) - target).abs().mean())  # batches of 4, 4, 2 weighted by size
+    assert result.history[-1].train_loss == pytest.approx(expected, rel=1e-6)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd  # type: ignore[import-untyped]
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from hai.forecast.base import Forecaster, _check_positive_int
@@ -56,6 +57,58 @@ def one_shot_transformer(
         custom_encoder=encoder,
         batch_first=True,
     )
+
+
+def _attention(m: nn.MultiheadAttention, x: torch.Tensor, memory: torch.Tensor | None) -> torch.Tensor:
+    """``m(x, kv, kv, need_weights=False)[0]`` with ``kv = memory`` (or ``x`` when None), batch first."""
+    E, h = m.embed_dim, m.num_heads
+    weight, bias = m.in_proj_weight, m.in_proj_bias
+    if memory is None:
+        q, k, v = F.linear(x, weight, bias).chunk(3, dim=-1)
+    else:
+        q = F.linear(x, weight[:E], bias[:E])
+        k, v = F.linear(memory, weight[E:], bias[E:]).chunk(2, dim=-1)
+    B, T, S = x.shape[0], x.shape[1], k.shape[1]
+    q = q.view(B, T, h, E // h).transpose(1, 2)
+    k = k.view(B, S, h, E // h).transpose(1, 2)
+    v = v.view(B, S, h, E // h).transpose(1, 2)
+    out = F.scaled_dot_product_attention(q, k, v, dropout_p=m.dropout if m.training else 0.0)
+    return m.out_proj(out.transpose(1, 2).reshape(B, T, E))
+
+
+def _norm(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    assert isinstance(m, nn.LayerNorm)
+    return F.layer_norm(x, m.normalized_shape, m.weight, m.bias, m.eps)
+
+
+def _feed_forward(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return layer.linear2(layer.dropout(F.relu(layer.linear1(x))))  # type: ignore[operator]
+
+
+def transformer_forward(t: nn.Transformer, src: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
+    """``t(src, tgt)`` for a :func:`one_shot_transformer`, with less per-call overhead.
+
+    The same post-norm ReLU layers, parameters and dropout positions as ``torch.nn.Transformer``
+    without masks (its outputs agree to float rounding; ``state_dict`` is unchanged), minus
+    the argument checks and fast-path probing that ``nn.Transformer`` runs on every call: for
+    ReCycle's few tokens that probing is a sizeable part of a training step.
+
+    >>> t = one_shot_transformer(8, 2, 1, 1, 16, 0.0).eval()
+    >>> src, tgt = torch.randn(3, 5, 8), torch.randn(3, 2, 8)
+    >>> torch.allclose(transformer_forward(t, src, tgt), t(src, tgt), atol=1e-5)
+    True
+    """
+    x = src
+    for layer in t.encoder.layers:
+        x = _norm(layer.norm1, x + layer.dropout1(_attention(layer.self_attn, x, None)))
+        x = _norm(layer.norm2, x + layer.dropout2(_feed_forward(layer, x)))
+    memory = _norm(t.encoder.norm, x) if t.encoder.norm is not None else x
+    y = tgt
+    for layer in t.decoder.layers:
+        y = _norm(layer.norm1, y + layer.dropout1(_attention(layer.self_attn, y, None)))
+        y = _norm(layer.norm2, y + layer.dropout2(_attention(layer.multihead_attn, y, memory)))
+        y = _norm(layer.norm3, y + layer.dropout3(_feed_forward(layer, y)))
+    return _norm(t.decoder.norm, y) if t.decoder.norm is not None else y
 
 
 class NeuralForecaster(Forecaster):

@@ -21,7 +21,7 @@ import pandas as pd  # type: ignore[import-untyped]
 import torch
 from torch import nn
 
-from hai.forecast.neural import NeuralForecaster, one_shot_transformer
+from hai.forecast.neural import NeuralForecaster, one_shot_transformer, transformer_forward
 from hai.forecast.training import Batch
 
 
@@ -66,10 +66,10 @@ class StepTransformerNet(nn.Module):
     def forward(
         self, history: torch.Tensor, history_calendar: torch.Tensor, future_calendar: torch.Tensor
     ) -> torch.Tensor:
-        T = history.shape[1]
-        src = self.value_in(history) + self._calendar(history_calendar) + self.position[:T]
-        tgt = self._calendar(future_calendar) + self.position[T : T + future_calendar.shape[1]]
-        out = self.head(self.transformer(src, tgt))
+        T, F = history.shape[1], future_calendar.shape[1]
+        embedded = self._calendar(torch.cat([history_calendar, future_calendar], 1)) + self.position[: T + F]
+        src = self.value_in(history) + embedded[:, :T]
+        out = self.head(transformer_forward(self.transformer, src, embedded[:, T:]))
         return out.reshape(out.shape[0], out.shape[1], self.n_features, self.n_quantiles)
 
 
