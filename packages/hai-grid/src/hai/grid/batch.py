@@ -43,6 +43,9 @@ Outage = tuple[str, int]
 
 #: Iterations of the fixed-Jacobian outage solver before an outage is handed to full Newton.
 OUTAGE_MAX_ITERATION = 30
+#: Newton iterations for the outages the fixed-Jacobian solver leaves unconverged, unless the
+#: caller gives ``max_iteration``: pandapower's ``runpp`` default for Newton-Raphson ("auto" = 10).
+OUTAGE_NR_MAX_ITERATION = 10
 
 
 @dataclass
@@ -153,6 +156,7 @@ def _outage_topology(
     values = np.tile(base, (len(outages), 1))
     dead = np.zeros((len(outages), n), dtype=bool)
     bridge = _bridges(f, t, n)
+    cut_off = _BridgeCuts(f, t, n, ref, bridge)
     for b, scenario in enumerate(outages):
         removed_rows = [_branch_rows(compiled, element, index) for element, index in scenario]
         if not removed_rows:
@@ -163,12 +167,73 @@ def _outage_topology(
         np.subtract.at(values[b], entry_pos[removed].ravel(), entry_vals[removed].ravel())
         if removed.size == 1 and not bridge[removed[0]]:
             continue  # the rest of the grid stays connected
+        if removed.size == 1:
+            dead[b] = cut_off(int(removed[0]))
+            continue
         keep = np.ones(len(f), dtype=bool)
         keep[removed] = False
         graph = sp.coo_matrix((np.ones(int(keep.sum())), (f[keep], t[keep])), shape=(n, n))
         _, labels = connected_components(graph, directed=False)
         dead[b] = ~np.isin(labels, labels[ref])
     return torch.from_numpy(values), dead
+
+
+class _BridgeCuts:
+    """The buses cut off from every slack by the removal of one bridge, without a graph search
+    per outage: the 2-edge-connected pieces (the grid without its bridges) form a tree whose
+    edges are the bridges; rooted at a piece with a slack, a bridge cuts off the subtree below
+    it when that subtree holds no slack. Subtrees are contiguous in depth-first preorder."""
+
+    def __init__(self, f: np.ndarray, t: np.ndarray, n: int, ref: np.ndarray, bridge: np.ndarray) -> None:
+        keep = ~bridge
+        graph = sp.coo_matrix((np.ones(int(keep.sum())), (f[keep], t[keep])), shape=(n, n))
+        n_piece, self.labels = connected_components(graph, directed=False)
+        a, b = self.labels[f[bridge]], self.labels[t[bridge]]
+        tree = sp.coo_matrix((np.ones(len(a)), (a, b)), shape=(n_piece, n_piece)).tocsr()
+        tree = (tree + tree.T).tocsr()
+        slack = np.zeros(n_piece, dtype=bool)
+        slack[self.labels[ref]] = True
+        # iterative depth-first preorder, roots with a slack first
+        self.parent = np.full(n_piece, -1)
+        self.tin = np.full(n_piece, -1)
+        order: list[int] = []
+        for root in np.r_[np.nonzero(slack)[0], np.nonzero(~slack)[0]]:
+            if self.tin[root] >= 0:
+                continue
+            stack = [int(root)]
+            while stack:
+                node = stack.pop()
+                if self.tin[node] >= 0:
+                    continue
+                self.tin[node] = len(order)
+                order.append(node)
+                for child in tree.indices[tree.indptr[node] : tree.indptr[node + 1]][::-1]:
+                    if self.tin[child] < 0:
+                        self.parent[child] = node
+                        stack.append(int(child))
+        self.order = np.array(order, dtype=np.int64)
+        self.size = np.ones(n_piece, dtype=np.int64)
+        self.slacks = slack.astype(np.int64)
+        for node in self.order[::-1]:
+            if self.parent[node] >= 0:
+                self.size[self.parent[node]] += self.size[node]
+                self.slacks[self.parent[node]] += self.slacks[node]
+        # pieces of a tree without any slack are cut off in every scenario
+        root = np.arange(n_piece)
+        for node in self.order:
+            if self.parent[node] >= 0:
+                root[node] = root[self.parent[node]]
+        self.base_dead = ~slack[root]
+        self.f, self.t = f, t
+
+    def __call__(self, k: int) -> np.ndarray:
+        """Dead buses (n,) after removing bridge ``k`` alone."""
+        a, b = self.labels[self.f[k]], self.labels[self.t[k]]
+        child = a if self.parent[a] == b else b
+        dead = self.base_dead.copy()
+        if self.slacks[child] == 0:
+            dead[self.order[self.tin[child] : self.tin[child] + self.size[child]]] = True
+        return np.asarray(dead[self.labels])
 
 
 def _bridges(f: np.ndarray, t: np.ndarray, n: int) -> np.ndarray:
@@ -359,7 +424,9 @@ def _solve_outages_fast(
 ) -> tuple[NewtonResult, str]:
     """Outages of one operating point: base case by Newton, then every outage warm-started with
     the base Jacobian's factorisation and low-rank updates (:mod:`hai.grid.outages`); outages
-    that do not converge are finished by full Newton-Raphson from the base solution."""
+    that do not converge are finished by full Newton-Raphson from the base solution, with
+    ``max_iteration`` Newton iterations (default :data:`OUTAGE_NR_MAX_ITERATION`, as pandapower);
+    those still not converged stay flagged (``converged`` False, voltages NaN)."""
     nr_iter = max_iteration or NR_MAX_ITERATION
     base = newton_raphson(system, v0[:1], sbus[:1], tolerance_mva=tolerance_mva, max_iteration=nr_iter)
     if not bool(base.converged[0]):
@@ -394,7 +461,7 @@ def _solve_outages_fast(
             ybus_values=ybus_values[idx],
             frozen=None if frozen is None else frozen[idx],
             tolerance_mva=tolerance_mva,
-            max_iteration=nr_iter,
+            max_iteration=max_iteration or OUTAGE_NR_MAX_ITERATION,
             screen=screen if screen is None else _shifted(screen, idx),
         )
         result.v[idx] = again.v.cpu()

@@ -231,6 +231,7 @@ def run_contingency(
     trafos: Any = None,
     screening: bool = False,
     tolerance_mva: float = 1e-8,
+    max_iteration: int | None = None,
     device: str | torch.device = "auto",
 ) -> ContingencyResult:
     """N-1 over the in-service lines and transformers of ``net`` (or the given indices).
@@ -242,6 +243,9 @@ def run_contingency(
     (``min_vm_pu``/``max_vm_pu``, ``max_loading_percent``) under a conservative bound on the
     remaining error (twice the last step of a contracting iteration); outages still ambiguous
     are solved to ``tolerance_mva``. ``result.screened`` says which outages stopped early.
+    ``max_iteration``: Newton iterations for the base case (default 20) and for the outages the
+    fast outage solver leaves unconverged (default 10, pandapower's); outages still not
+    converged are flagged in ``converged``.
 
     >>> from hai.grid.cases import load_case
     >>> net = load_case("case30")
@@ -266,6 +270,7 @@ def run_contingency(
         net,
         outages=[None, *outages],
         tolerance_mva=tolerance_mva,
+        max_iteration=max_iteration,
         device=device,
         screen=screen,
     )

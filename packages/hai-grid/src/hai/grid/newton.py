@@ -45,6 +45,12 @@ class NewtonResult:
     screened: torch.Tensor | None = None
 
 
+#: Largest batch·n_var solved as one block-diagonal sparse system on the CPU; larger batches are
+#: solved one scenario at a time (SuperLU on one big block-diagonal matrix was slower there:
+#: case1354pegase × 96 1.06 s against 0.69 s, case9241pegase × 8 1.27 s against 0.78 s).
+BLOCK_SOLVE_MAX_UNKNOWNS = 50_000
+
+
 class PowerFlowSystem:
     """The index bookkeeping shared by every scenario of one compiled network.
 
@@ -213,8 +219,8 @@ class PowerFlowSystem:
                 except (RuntimeError, MatrixRankWarning):
                     return np.full(self.n_var, np.nan)
 
-        if batch == 1:
-            return torch.from_numpy(one(0)[None])
+        if batch == 1 or batch * self.n_var > BLOCK_SOLVE_MAX_UNKNOWNS:
+            return torch.from_numpy(np.stack([one(k) for k in range(batch)]))
         nnz = len(self.j_indices)
         indptr = (self.j_indptr[None, :-1] + nnz * np.arange(batch)[:, None]).ravel()
         indptr = np.r_[indptr, nnz * batch]

@@ -9,9 +9,11 @@ one branch. Every outage starts from the base-case solution (warm start) and ite
 
 where ``F_b`` is the outage's exact mismatch and ``M_b⁻¹`` is applied with the Woodbury identity
 on top of one SuperLU factorisation of ``J0`` (one multi-right-hand-side solve per iteration for a
-whole chunk of outages, plus ``s×s`` batched solves). This is a chord (fixed-Jacobian) Newton
-method: it converges linearly, fast because ``M_b`` is the exact outage Jacobian at ``V0``, and
-convergence is judged on the exact mismatch, so the answer meets ``tolerance_mva`` like Newton's.
+whole chunk of outages, plus ``s×s`` batched solves; the columns of ``J0⁻¹`` at the changed
+unknowns are solved once for all outages when they fit :data:`CHUNK_BUDGET`, else per chunk).
+This is a chord (fixed-Jacobian) Newton method: it converges linearly, fast because ``M_b`` is
+the exact outage Jacobian at ``V0``, and convergence is judged on the exact mismatch, so the
+answer meets ``tolerance_mva`` like Newton's.
 Scenarios that do not converge within ``max_iteration`` are reported as such (the caller
 finishes them with full Newton-Raphson). Hand-written: lightsim2grid's contingency analysis
 does the same in C++ on its own grid model; this works on pandapower's Ybus in torch.
@@ -116,6 +118,9 @@ class _Outages:
             j0 = system.jacobian_values(torch.from_numpy(self.v0)[None])[0].numpy()
             matrix = sp.csc_matrix((j0, (system.j_rows_np, system.j_cols_np)), shape=(system.n_var,) * 2)
             self.lu = splu(matrix, permc_spec="MMD_AT_PLUS_A")
+        # the columns of J0⁻¹ that every outage needs, solved once when they fit the budget
+        self.inverse_cols: np.ndarray | None = None
+        self.inverse_t = np.zeros((1, system.n_var + 1))
 
     def run(
         self, tolerance_mva: float, max_iteration: int, chunk: int, screen: Screen | None
@@ -134,6 +139,9 @@ class _Outages:
             ranks = np.array([len(r) for r in changed])
             ids_all = np.nonzero(ranks <= MAX_RANK)[0]
             ids_all = ids_all[np.argsort(ranks[ids_all], kind="stable")]
+            needed = np.unique(np.concatenate([changed[b] for b in ids_all] + [np.zeros(0, np.int64)]))
+            if needed.size * system.n_var <= CHUNK_BUDGET:
+                self.inverse_cols, self.inverse_t = needed, self.inverse_rows(needed)
             start = 0
             while start < len(ids_all):
                 size = chunk
@@ -165,6 +173,16 @@ class _Outages:
             unknowns = np.r_[system.pos_a_np[buses], system.pos_m_np[buses]]
             unknowns = np.union1d(unknowns[unknowns >= 0], np.nonzero(self.frozen[b])[0])
             out.append(unknowns.astype(np.int64))
+        return out
+
+    def inverse_rows(self, cols: np.ndarray) -> np.ndarray:
+        """``(J0⁻¹ E_cols)ᵀ`` as (len(cols) + 1, n_var + 1): the last row and column are the
+        zero padding (padded unknowns point there)."""
+        n_var = self.system.n_var
+        eye = np.zeros((n_var, len(cols)), order="F")
+        eye[cols, np.arange(len(cols))] = 1.0
+        out = np.zeros((len(cols) + 1, n_var + 1))
+        out[: len(cols), :n_var] = self.lu.solve(eye).reshape(n_var, len(cols)).T
         return out
 
     def residual(
@@ -238,17 +256,18 @@ class _Outages:
         d = d[:, :rank, :rank]
         diag = np.arange(rank)
         d[:, diag, diag] += frozen_sel
-        # W_b = J0⁻¹ E_R from the columns of J0⁻¹ at every unknown the chunk's outages change
-        cols, where = np.unique(sel[valid], return_inverse=True)
-        eye = np.zeros((n_var, len(cols)), order="F")
-        eye[cols, np.arange(len(cols))] = 1.0
-        z = np.zeros((n_var + 1, len(cols) + 1))  # the last row and column: the padding
-        z[:n_var, : len(cols)] = self.lu.solve(eye).reshape(n_var, len(cols))
-        index = np.full((c, rank), len(cols))
-        index[valid] = where
-        w = np.ascontiguousarray(z[:, index])  # (n_var + 1, c, rank), bus-major like the iterates
-        w_r = w[sel, np.arange(c)[:, None], :]  # (c, rank, rank): rows R_b of W_b
-        w = w[:n_var]
+        # W_b = J0⁻¹ E_R: rows of ``zt`` (the columns of J0⁻¹ at the changed unknowns, transposed),
+        # never gathered per scenario; ``index`` (c, rank) names scenario b's rows of zt
+        if self.inverse_cols is not None:
+            zt = self.inverse_t
+            index = np.full((c, rank), len(self.inverse_cols))
+            index[valid] = np.searchsorted(self.inverse_cols, sel[valid])
+        else:
+            cols, where = np.unique(sel[valid], return_inverse=True)
+            zt = self.inverse_rows(cols)
+            index = np.full((c, rank), len(cols))
+            index[valid] = where
+        w_r = zt[index[:, None, :], sel[:, :, None]]  # (c, rank, rank): rows R_b of W_b
         small = np.eye(rank)[None] + d @ w_r
         small[:, diag, diag] -= frozen_sel
         # iterate bus-major (n, m) on a working set of the chunk's scenarios; only active ones
@@ -281,7 +300,7 @@ class _Outages:
                     prev[keep],
                     its[keep],
                 )
-                d, small, w, sel = d[keep], small[keep], w[:, keep], sel[keep]
+                d, small, index, sel = d[keep], small[keep], index[keep], sel[keep]
                 dy, er, ec, fz = dy[keep], er[keep], ec[keep], fz[keep]
                 active = active[keep]
             m = len(work)
@@ -295,15 +314,19 @@ class _Outages:
                     zz = np.linalg.solve(small, t[:, :, None])[:, :, 0]
                 except np.linalg.LinAlgError:
                     zz = np.stack([_solve_or_nan(small[b], t[b]) for b in range(m)])
-                step = y[:n_var] - np.einsum("nbr,br->nb", w, zz)
+                # Σ_r W_b[:, r] zz[b, r] for every b at once: a sparse (m, rows of zt) product
+                mix = sp.csr_matrix(
+                    (zz.ravel(), index.ravel(), np.arange(0, m * rank + 1, rank)), shape=(m, zt.shape[0])
+                )
+                step = y[:n_var] - np.asarray(mix @ zt)[:, :n_var].T
             step[:, ~active] = 0.0
             bad = ~np.isfinite(step).all(axis=0)
             step[:, bad] = 0.0
             va[self.pvpq] -= step[:n_a]
             vm[self.pq] -= step[n_a:]
-            v = vm * np.cos(va) + 1j * (vm * np.sin(va))
             its[a] += 1
             failed |= bad
+            v = vm * np.cos(va) + 1j * (vm * np.sin(va))
             f = self.residual(v, dy, er, ec, fz)
             nn = np.abs(f).max(axis=0)
             norm = np.where(np.isfinite(nn), nn, np.inf)
