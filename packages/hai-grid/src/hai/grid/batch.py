@@ -301,7 +301,9 @@ def solve_batch(
     ``sgen_p_mw``: (batch, len(net.sgen)). ``outages``: one entry per scenario, each ``None``,
     one ``("line", index)`` tuple or a list of them (element types: line, trafo, trafo3w,
     impedance). A single row or a single outage list of length one is broadcast. ``method``
-    "auto" is Newton-Raphson for batches (no first-order retry of failed scenarios).
+    "auto" is Newton-Raphson for batches (no first-order retry of failed scenarios); outage
+    batches at one operating point on the CPU reuse the base-case factorisation with low-rank
+    updates per outage (``BatchResult.method`` says which ran).
 
     >>> from hai.grid.cases import load_case
     >>> net = load_case("case9")
