@@ -1,24 +1,18 @@
-"""The examples in hai.shared's docstrings run and give what they show."""
+"""The examples in hai.shared's docstrings run and give what they show (every module, found anew)."""
 
-import doctest
-import importlib
+from __future__ import annotations
 
 import pytest
 
-MODULES = [
-    "hai.shared",
-    "hai.shared.errors",
-    "hai.shared.files",
-    "hai.shared.runtime",
-    "hai.shared.energy",
-    "hai.shared.checkpoint",
-    "hai.shared.progress",
-    "hai.shared.report",
-]
+from hai.shared.testing import count_examples, modules_of, run_docstring_examples
+
+MODULES = modules_of("hai.shared")
+
+
+def test_the_package_has_examples() -> None:
+    assert sum(count_examples(name) for name in MODULES) > 0
 
 
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples(name: str) -> None:
-    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0
-    assert result.failed == 0
+    assert run_docstring_examples(name).failed == 0

@@ -1,34 +1,18 @@
-"""The examples in the docstrings run and give what they show."""
+"""The examples in hai.grid's docstrings run and give what they show (every module, found anew)."""
 
 from __future__ import annotations
 
-import doctest
-import importlib
-
 import pytest
 
-MODULES = [
-    "hai.grid",
-    "hai.grid.network",
-    "hai.grid.newton",
-    "hai.grid.dpf",
-    "hai.grid.powerflow",
-    "hai.grid.batch",
-    "hai.grid.results",
-    "hai.grid.errors",
-    "hai.grid.cases",
-    "hai.grid.plots",
-    "hai.grid.gradients",
-    "hai.grid.timeseries",
-    "hai.grid.contingency",
-    "hai.grid.outages",
-    "hai.grid.identification",
-]
+from hai.shared.testing import count_examples, modules_of, run_docstring_examples
+
+MODULES = modules_of("hai.grid")
+
+
+def test_the_package_has_examples() -> None:
+    assert sum(count_examples(name) for name in MODULES) > 0
 
 
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples(name: str) -> None:
-    module = importlib.import_module(name)
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted > 0
-    assert result.failed == 0
+    assert run_docstring_examples(name).failed == 0

@@ -1,28 +1,18 @@
-"""The examples in the docstrings run and give what they show."""
+"""The examples in hai.pet's docstrings run and give what they show (every module, found anew)."""
 
 from __future__ import annotations
 
-import doctest
-import importlib
-
 import pytest
 
-MODULES = [
-    "hai.pet",
-    "hai.pet.scanner",
-    "hai.pet.tables",
-    "hai.pet.simulate",
-    "hai.pet.gate_io",
-    "hai.pet.sorter",
-    "hai.pet.metrics",
-    "hai.pet.spikes",
-    "hai.pet.petnet",
-]
+from hai.shared.testing import count_examples, modules_of, run_docstring_examples
+
+MODULES = modules_of("hai.pet")
+
+
+def test_the_package_has_examples() -> None:
+    assert sum(count_examples(name) for name in MODULES) > 0
 
 
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples(name: str) -> None:
-    module = importlib.import_module(name)
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted > 0
-    assert result.failed == 0
+    assert run_docstring_examples(name).failed == 0

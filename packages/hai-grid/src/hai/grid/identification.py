@@ -148,7 +148,7 @@ def identify_line_parameters(
         lines=np.asarray(ids),
         r_ohm_per_km=r[model.positions].numpy(),
         x_ohm_per_km=x[model.positions].numpy(),
-        loss=float(loss),
+        loss=float(loss.detach()),
         iterations=iterations,
         converged=iterations < max_iteration,
     )
