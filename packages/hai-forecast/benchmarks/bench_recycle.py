@@ -26,6 +26,7 @@ printed at the start and the end. Writes ``OUT/bench_recycle.json``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import os
 import platform
@@ -36,10 +37,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import FlopCounterMode
 
 from hai.forecast import BacktestResult, ReCycle, StepTransformer, backtest, datasets, make_baseline
 from hai.forecast.neural import NeuralForecaster
-from hai.forecast.training import train_network
+from hai.forecast.training import flat_parameters, train_network
 from hai.shared import RngStreams, resolve_device, write_json
 
 BASELINE_ROWS = ("seasonal_naive", "last_profile", "same_type_mean", "ten_day_mean")
@@ -120,6 +123,124 @@ def time_epochs(recycle: ReCycle, transformer: StepTransformer, y: Any, rounds: 
     }
 
 
+class _OpCounter(TorchDispatchMode):
+    """Counts the tensor operations that reach the dispatcher (views and autograd's own ops included)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+def _tiny_op_us(n: int = 2000) -> float:
+    """CPU µs per operation of a chain of scalar multiplies, forward and backward: pure per-op cost."""
+    x = torch.ones(1, requires_grad=True)
+    best = float("inf")
+    for _ in range(5):
+        c0 = time.process_time()
+        y = x
+        for _ in range(n):
+            y = y * 1.0
+        y.backward()
+        best = min(best, (time.process_time() - c0) / (2 * n))  # one forward + one backward op each
+    return best * 1e6
+
+
+def step_anatomy(recycle: ReCycle, transformer: StepTransformer, y: Any, steps: int = 30) -> dict[str, Any]:
+    """Where one training step's time goes, for each model on a batch of its own batch size.
+
+    Per model: the tensor operations dispatched in one step (forward, backward and Adam), the
+    floating-point operations of forward and backward (``torch.utils.flop_counter``), the median
+    CPU time per step (blocks interleaved between the models) and what these imply: µs per
+    operation and GFLOP/s. ``tiny_op_us`` is the CPU cost of one operation that does no
+    arithmetic to speak of (a scalar multiply, forward and backward), so ``ops × tiny_op_us`` is
+    the part of a step that no kernel can make faster: the dispatch floor.
+    """
+    frames = [m._prepare(y) for m in (recycle, transformer)]
+    origins, _, _ = recycle._window_origins(len(frames[0]))
+    models: list[NeuralForecaster] = [recycle, transformer]
+    out: dict[str, Any] = {"tiny_op_us": _tiny_op_us()}
+    steppers = []
+    stack = contextlib.ExitStack()
+    for model, frame in zip(models, frames, strict=True):
+        assert model.net_ is not None
+        net = copy.deepcopy(model.net_).train()
+        batch = model._training_batch(frame, origins[: int(model.batch_size)])
+        params, zero_grad = stack.enter_context(flat_parameters(net))  # as train_network does
+        optimizer = torch.optim.Adam(params, lr=float(model.lr), fused=True)
+
+        def step(
+            net: Any = net,
+            batch: Any = batch,
+            optimizer: Any = optimizer,
+            model: Any = model,
+            zero: Any = zero_grad,
+        ) -> Any:
+            zero()
+            loss = model._loss_of(net, batch)
+            loss.backward()
+            optimizer.step()
+            return loss
+
+        step()  # Adam's state
+        with _OpCounter() as counter:
+            step()
+        with FlopCounterMode(display=False) as flops:
+            zero_grad()
+            model._loss_of(net, batch).backward()
+        steppers.append(step)
+        out[type(model).__name__] = {
+            "batch": len(batch["target"]),
+            "ops_per_step": counter.count,
+            "mflop_per_step": flops.get_total_flops() / 1e6,
+        }
+    cpu: list[list[float]] = [[], []]
+    for _ in range(5):
+        for i, step in enumerate(steppers):
+            n = steps if i == 0 else max(1, steps // 6)
+            c0 = time.process_time()
+            for _ in range(n):
+                step()
+            cpu[i].append((time.process_time() - c0) / n)
+    stack.close()
+    for i, model in enumerate(models):
+        row = out[type(model).__name__]
+        row["cpu_ms_per_step"] = statistics.median(cpu[i]) * 1e3
+        row["us_per_op"] = row["cpu_ms_per_step"] * 1e3 / row["ops_per_step"]
+        row["gflop_per_s"] = row["mflop_per_step"] / row["cpu_ms_per_step"]
+        row["dispatch_floor_ms"] = row["ops_per_step"] * out["tiny_op_us"] / 1e3
+    r, t = out["ReCycle"], out["StepTransformer"]
+    out["step_cpu_ratio"] = t["cpu_ms_per_step"] / r["cpu_ms_per_step"]
+    out["flop_ratio"] = t["mflop_per_step"] / r["mflop_per_step"]
+    # The best ratio a step of ReCycle could reach against this transformer step if ReCycle's
+    # operations cost nothing beyond the floor.
+    out["ratio_at_dispatch_floor"] = t["cpu_ms_per_step"] / r["dispatch_floor_ms"]
+    return out
+
+
+def print_anatomy(a: dict[str, Any], name: str) -> None:
+    print(f"\n## one training step, {name} (CPU time; forward + backward + Adam)")
+    print(
+        f"{'model':<16} {'batch':>5} {'ops':>5} {'MFLOP':>8} {'CPU ms':>7} {'µs/op':>6} {'GFLOP/s':>8} "
+        f"{'floor ms':>8}"
+    )
+    for key in ("ReCycle", "StepTransformer"):
+        r = a[key]
+        print(
+            f"{key:<16} {r['batch']:>5} {r['ops_per_step']:>5} {r['mflop_per_step']:>8.1f} "
+            f"{r['cpu_ms_per_step']:>7.2f} {r['us_per_op']:>6.1f} {r['gflop_per_s']:>8.2f} "
+            f"{r['dispatch_floor_ms']:>8.2f}"
+        )
+    print(
+        f"a bare operation costs {a['tiny_op_us']:.1f} µs (floor ms = ops × that); step CPU ratio "
+        f"{a['step_cpu_ratio']:.1f}x at a FLOP ratio of {a['flop_ratio']:.0f}x; even at its dispatch floor "
+        f"ReCycle's step would be {a['ratio_at_dispatch_floor']:.1f}x faster than the transformer's"
+    )
+
+
 def run_dataset(name: str, args: argparse.Namespace, common: dict[str, Any]) -> dict[str, Any]:
     data = datasets.load(name)
     cal = {"country": data.country, "subdiv": data.subdiv}
@@ -152,6 +273,7 @@ def run_dataset(name: str, args: argparse.Namespace, common: dict[str, Any]) -> 
     t_row = _row(f"token-per-step transformer, seed {args.seeds[0]}", backtest(transformer, data.y))
     naive_mae = rows[0]["mae"]
     timing = time_epochs(models[0], transformer, _train_part(data.y), args.rounds)
+    anatomy = step_anatomy(models[0], transformer, _train_part(data.y))
     ratios: dict[str, Any] = {
         "recycle_mae_over_its_baseline": statistics.fmean(r["mae"] / r["baseline_mae"] for r in recycle_runs),
         "recycle_mae_over_seasonal_naive": recycle["mae"] / naive_mae,
@@ -172,6 +294,7 @@ def run_dataset(name: str, args: argparse.Namespace, common: dict[str, Any]) -> 
         "validation_windows": models[0].n_val_windows_,
         "rows": [*rows, *recycle_runs, recycle, t_row],
         "epoch_timing": timing,
+        "step_anatomy": anatomy,
         "ratios": ratios,
     }
 
@@ -254,6 +377,7 @@ def print_table(report: dict[str, Any]) -> None:
     )
     for key, value in report["ratios"].items():
         print(f"  {key}: {value:.3f}" if isinstance(value, float) else f"  {key}: {value}")
+    print_anatomy(report["step_anatomy"], report["data"])
 
 
 def main(argv: list[str] | None = None) -> int:

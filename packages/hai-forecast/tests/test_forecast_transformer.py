@@ -59,16 +59,27 @@ def test_quantiles_for_several_columns_in_any_order() -> None:
     np.testing.assert_array_equal(point["load_0"].to_numpy(), q["load_0|q0.5"].to_numpy())
 
 
-@pytest.mark.parametrize(("d_model", "nhead", "layers"), [(32, 1, 1), (24, 3, 2)])
-def test_lean_forward_matches_torch_transformer_with_gradients(d_model: int, nhead: int, layers: int) -> None:
+@pytest.mark.parametrize(
+    ("d_model", "nhead", "layers", "n_src", "n_tgt"),
+    [
+        (32, 1, 1, 7, 3),  # one head, few keys: attention as two matrix products
+        (32, 1, 1, 7, 1),  # ReCycle's default: one target token (its self-attention is its value)
+        (16, 1, 1, 40, 5),  # more keys than SHORT_ATTENTION: the fused kernel
+        (24, 3, 2, 7, 3),  # several heads: the fused kernel
+    ],
+)
+def test_lean_forward_matches_torch_transformer_with_gradients(
+    d_model: int, nhead: int, layers: int, n_src: int, n_tgt: int
+) -> None:
     """The training forward is ``torch.nn.Transformer``'s mathematics: same outputs and gradients."""
     import torch
 
-    from hai.forecast.neural import one_shot_transformer, transformer_forward
+    from hai.forecast.neural import SHORT_ATTENTION, one_shot_transformer, transformer_forward
 
+    assert (n_src > SHORT_ATTENTION) == (n_src == 40)
     torch.manual_seed(0)
     net = one_shot_transformer(d_model, nhead, layers, layers, 2 * d_model, 0.0)
-    src, tgt = torch.randn(5, 7, d_model), torch.randn(5, 3, d_model)
+    src, tgt = torch.randn(5, n_src, d_model), torch.randn(5, n_tgt, d_model)
     results = []
     for forward in (lambda: net(src, tgt), lambda: transformer_forward(net, src, tgt)):
         net.zero_grad()
@@ -102,3 +113,35 @@ def test_epoch_loss_is_the_mean_over_the_shuffled_mini_batches() -> None:
     with torch.no_grad():
         expected = float((net(x) - target).abs().mean())  # batches of 4, 4, 2 weighted by size
     assert result.history[-1].train_loss == pytest.approx(expected, rel=1e-6)
+
+
+def test_flat_parameters_train_exactly_like_adam_over_the_separate_tensors() -> None:
+    """Adam over the one flat tensor takes the same steps as ``torch.optim.Adam`` over the parameters."""
+    import copy
+
+    import torch
+
+    from hai.forecast.training import flat_parameters
+
+    torch.manual_seed(0)
+    reference = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    net = copy.deepcopy(reference)
+    x, target = torch.randn(16, 4), torch.randn(16, 2)
+    ref_opt = torch.optim.Adam(reference.parameters(), lr=0.01, weight_decay=0.01)
+    for _ in range(5):
+        ref_opt.zero_grad()
+        (reference(x) - target).square().mean().backward()
+        ref_opt.step()
+    with flat_parameters(net) as (params, zero_grad):
+        assert len(params) == 1 and params[0].numel() == sum(p.numel() for p in reference.parameters())
+        opt = torch.optim.Adam(params, lr=0.01, weight_decay=0.01)
+        for _ in range(5):
+            zero_grad()
+            (net(x) - target).square().mean().backward()
+            opt.step()
+    for p, p_ref in zip(net.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(p, p_ref, rtol=1e-6, atol=1e-7)
+        assert p.grad is None
+    # Each parameter has its own storage again (a checkpoint writer needs that).
+    storages = {p.untyped_storage().data_ptr() for p in net.parameters()}
+    assert len(storages) == len(list(net.parameters()))

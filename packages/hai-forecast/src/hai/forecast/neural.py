@@ -59,21 +59,45 @@ def one_shot_transformer(
     )
 
 
-def _attention(m: nn.MultiheadAttention, x: torch.Tensor, memory: torch.Tensor | None) -> torch.Tensor:
-    """``m(x, kv, kv, need_weights=False)[0]`` with ``kv = memory`` (or ``x`` when None), batch first."""
+#: Up to this many keys, single-head attention runs as two batched matrix products: for a few
+#: tokens that is cheaper than the fused kernel (fewer operations); longer ones use the kernel.
+SHORT_ATTENTION = 32
+
+
+def _attention(
+    m: nn.MultiheadAttention, x: torch.Tensor, memory: torch.Tensor | None, B: int, T: int, S: int
+) -> torch.Tensor:
+    """``m(x, kv, kv, need_weights=False)[0]`` on token rows.
+
+    ``x`` is (B·T, E); ``kv`` is ``memory`` (B·S, E), or ``x`` itself when ``memory`` is None.
+    """
     E, h = m.embed_dim, m.num_heads
     weight, bias = m.in_proj_weight, m.in_proj_bias
+    dropout = m.dropout if m.training else 0.0
+    if memory is None and T == 1:
+        # One token attending to itself: its softmax weight is exactly 1, so the output is its value.
+        return F.linear(F.linear(x, weight[2 * E :], bias[2 * E :]), m.out_proj.weight, m.out_proj.bias)
     if memory is None:
-        q, k, v = F.linear(x, weight, bias).chunk(3, dim=-1)
+        q, k, v = F.linear(x, weight, bias).view(B, T, 3 * E).split(E, dim=-1)
     else:
-        q = F.linear(x, weight[:E], bias[:E])
-        k, v = F.linear(memory, weight[E:], bias[E:]).chunk(2, dim=-1)
-    B, T, S = x.shape[0], x.shape[1], k.shape[1]
-    q = q.view(B, T, h, E // h).transpose(1, 2)
-    k = k.view(B, S, h, E // h).transpose(1, 2)
-    v = v.view(B, S, h, E // h).transpose(1, 2)
-    out = F.scaled_dot_product_attention(q, k, v, dropout_p=m.dropout if m.training else 0.0)
-    return m.out_proj(out.transpose(1, 2).reshape(B, T, E))
+        q = F.linear(x, weight[:E], bias[:E]).view(B, T, E)
+        k, v = F.linear(memory, weight[E:], bias[E:]).view(B, S, 2 * E).split(E, dim=-1)
+    if h == 1 and S <= SHORT_ATTENTION:
+        p = torch.softmax(torch.bmm(q, k.transpose(1, 2)) * (E**-0.5), dim=-1)
+        out = torch.bmm(F.dropout(p, dropout) if dropout else p, v).view(B * T, E)
+    else:
+        d = E // h
+        q = q.reshape(B, T, h, d).transpose(1, 2)
+        k = k.reshape(B, S, h, d).transpose(1, 2)
+        v = v.reshape(B, S, h, d).transpose(1, 2)
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout).transpose(1, 2).reshape(B * T, E)
+    return F.linear(out, m.out_proj.weight, m.out_proj.bias)
+
+
+def _drop(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``m(x)`` for an ``nn.Dropout`` (no operation at all when it is off)."""
+    assert isinstance(m, nn.Dropout)
+    return F.dropout(x, m.p, True) if m.training and m.p > 0 else x
 
 
 def _norm(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -81,34 +105,49 @@ def _norm(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return F.layer_norm(x, m.normalized_shape, m.weight, m.bias, m.eps)
 
 
+def _linear(m: nn.Module | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    assert isinstance(m, nn.Linear)
+    return F.linear(x, m.weight, m.bias)
+
+
 def _feed_forward(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    return layer.linear2(layer.dropout(F.relu(layer.linear1(x))))  # type: ignore[operator]
+    hidden = F.relu(_linear(layer.linear1, x))
+    dropout = layer.dropout
+    assert isinstance(dropout, nn.Dropout)
+    return _linear(layer.linear2, _drop(dropout, hidden))
 
 
 def transformer_forward(t: nn.Transformer, src: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
-    """``t(src, tgt)`` for a :func:`one_shot_transformer`, with less per-call overhead.
+    """``t(src, tgt)`` for a :func:`one_shot_transformer`, with fewer tensor operations per call.
 
     The same post-norm ReLU layers, parameters and dropout positions as ``torch.nn.Transformer``
-    without masks (its outputs agree to float rounding; ``state_dict`` is unchanged), minus
-    the argument checks and fast-path probing that ``nn.Transformer`` runs on every call: for
-    ReCycle's few tokens that probing is a sizeable part of a training step.
+    without masks (its outputs agree to float rounding; ``state_dict`` is unchanged). What it
+    leaves out, for ReCycle's few tokens, where a training step is bound by the number of tensor
+    operations rather than by arithmetic: the argument checks and fast-path probing that
+    ``nn.Transformer`` runs on every call, the reshapes of 3-D linear layers (tokens stay one
+    (B·T, E) matrix), and the fused attention kernel where two matrix products do (one head and
+    at most :data:`SHORT_ATTENTION` keys); a single target token's self-attention is its value.
 
     >>> t = one_shot_transformer(8, 2, 1, 1, 16, 0.0).eval()
     >>> src, tgt = torch.randn(3, 5, 8), torch.randn(3, 2, 8)
     >>> torch.allclose(transformer_forward(t, src, tgt), t(src, tgt), atol=1e-5)
     True
     """
-    x = src
+    B, S, E = src.shape
+    T = tgt.shape[1]
+    x = src.reshape(B * S, E)
     for layer in t.encoder.layers:
-        x = _norm(layer.norm1, x + layer.dropout1(_attention(layer.self_attn, x, None)))
-        x = _norm(layer.norm2, x + layer.dropout2(_feed_forward(layer, x)))
+        x = _norm(layer.norm1, x + _drop(layer.dropout1, _attention(layer.self_attn, x, None, B, S, S)))
+        x = _norm(layer.norm2, x + _drop(layer.dropout2, _feed_forward(layer, x)))
     memory = _norm(t.encoder.norm, x) if t.encoder.norm is not None else x
-    y = tgt
+    y = tgt.reshape(B * T, E)
     for layer in t.decoder.layers:
-        y = _norm(layer.norm1, y + layer.dropout1(_attention(layer.self_attn, y, None)))
-        y = _norm(layer.norm2, y + layer.dropout2(_attention(layer.multihead_attn, y, memory)))
-        y = _norm(layer.norm3, y + layer.dropout3(_feed_forward(layer, y)))
-    return _norm(t.decoder.norm, y) if t.decoder.norm is not None else y
+        y = _norm(layer.norm1, y + _drop(layer.dropout1, _attention(layer.self_attn, y, None, B, T, T)))
+        cross = _attention(layer.multihead_attn, y, memory, B, T, S)
+        y = _norm(layer.norm2, y + _drop(layer.dropout2, cross))
+        y = _norm(layer.norm3, y + _drop(layer.dropout3, _feed_forward(layer, y)))
+    y = _norm(t.decoder.norm, y) if t.decoder.norm is not None else y
+    return y.view(B, T, E)
 
 
 class NeuralForecaster(Forecaster):
