@@ -90,3 +90,24 @@ def test_without_torch_the_core_still_works_and_says_what_to_install(monkeypatch
     assert info.torch is None
     assert "torch:    not installed" in format_info(info)
     seed_everything(1)  # seeds python and numpy without torch
+
+
+def test_torch_threads_sets_and_restores_the_thread_count_even_on_error():
+    import pytest
+    import torch
+
+    from hai.shared import torch_threads
+
+    before = torch.get_num_threads()
+    other = 1 if before != 1 else 2
+    with torch_threads(other):
+        assert torch.get_num_threads() == other
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError), torch_threads(other):
+        raise RuntimeError("inside")
+    assert torch.get_num_threads() == before
+    with torch_threads(None):
+        assert torch.get_num_threads() == before
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="positive integer"), torch_threads(bad):  # type: ignore[arg-type]
+            pass

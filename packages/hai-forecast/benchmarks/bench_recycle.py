@@ -430,6 +430,7 @@ def main(argv: list[str] | None = None) -> int:
         "epochs": args.epochs,
         "patience": args.patience,
         "device": device,
+        "threads": args.threads,
     }
     print(
         "both models: d_model {d_model}, {nhead} head, {num_encoder_layers} encoder + {num_decoder_layers} "

@@ -126,6 +126,28 @@ def test_seed_makes_training_reproducible(y: pd.Series) -> None:
     assert np.array_equal(a.to_numpy(), b.to_numpy())
 
 
+@pytest.mark.parametrize("threads", [2, None])
+def test_fit_trains_on_the_threads_asked_for_and_restores_the_setting(
+    y: pd.Series, threads: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hai.forecast.neural as neural
+
+    seen: list[int] = []
+    real = neural.train_network
+
+    def spy(*args: object, **kwargs: object) -> object:
+        seen.append(torch.get_num_threads())
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(neural, "train_network", spy)
+    before = torch.get_num_threads()  # 1: the conftest fixture
+    ReCycle(epochs=1, threads=threads, **SMALL).fit(y)
+    assert seen == [before if threads is None else threads]
+    assert torch.get_num_threads() == before
+    with pytest.raises(InputError, match="threads"):
+        ReCycle(epochs=1, threads=0).fit(y)
+
+
 def test_bad_input(y: pd.Series) -> None:
     with pytest.raises(
         InputError, match=r"training needs at least 15 \(history 7 \+ baseline context 7 \+ horizon 1\)"

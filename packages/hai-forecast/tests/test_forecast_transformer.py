@@ -133,7 +133,8 @@ def test_flat_parameters_train_exactly_like_adam_over_the_separate_tensors() -> 
         (reference(x) - target).square().mean().backward()
         ref_opt.step()
     with flat_parameters(net) as (params, zero_grad):
-        assert len(params) == 1 and params[0].numel() == sum(p.numel() for p in reference.parameters())
+        assert len(params) == 1
+        assert params[0].numel() == sum(p.numel() for p in reference.parameters())
         opt = torch.optim.Adam(params, lr=0.01, weight_decay=0.01)
         for _ in range(5):
             zero_grad()

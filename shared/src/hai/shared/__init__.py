@@ -28,7 +28,7 @@ from hai.shared.errors import (
 from hai.shared.files import atomic_write, write_json, write_text
 from hai.shared.progress import progress, set_quiet
 from hai.shared.report import Figure, Section, Table
-from hai.shared.runtime import RngStreams, available_devices, resolve_device, seed_everything
+from hai.shared.runtime import RngStreams, available_devices, resolve_device, seed_everything, torch_threads
 
 __all__ = [
     "Checkpoint",
@@ -59,6 +59,7 @@ __all__ = [
     "save_results",
     "seed_everything",
     "set_quiet",
+    "torch_threads",
     "write_json",
     "write_text",
 ]

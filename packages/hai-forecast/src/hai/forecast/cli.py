@@ -63,6 +63,7 @@ def _make_model(args: argparse.Namespace, country: str | None, subdiv: str | Non
             "patience": args.patience,
             "seed": args.seed,
             "device": args.device,
+            "threads": args.threads or None,
         }
         if args.model == "recycle":
             return ReCycle(baseline=args.baseline, use_network=not args.no_network, **neural)
@@ -264,6 +265,9 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test-fraction", type=float, default=0.2, help="last part held out (default 0.2)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
+    p.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads (default 1; 0 keeps torch's setting)"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 

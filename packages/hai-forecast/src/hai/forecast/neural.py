@@ -27,7 +27,7 @@ from hai.forecast.base import Forecaster, _check_positive_int
 from hai.forecast.data import Scaler
 from hai.forecast.losses import LOSSES, LossFn, check_quantiles, make_loss
 from hai.forecast.training import Batch, EpochRecord, train_network
-from hai.shared import InputError, RngStreams, resolve_device
+from hai.shared import InputError, RngStreams, resolve_device, torch_threads
 
 
 def one_shot_transformer(
@@ -176,6 +176,7 @@ class NeuralForecaster(Forecaster):
         scaling: str = "standard",
         seed: int = 0,
         device: str = "cpu",
+        threads: int | None = 1,
         period: str | None = "1D",
         country: str | None = None,
         subdiv: str | None = None,
@@ -202,6 +203,7 @@ class NeuralForecaster(Forecaster):
         self.scaling = scaling
         self.seed = seed
         self.device = device
+        self.threads = threads
 
     # -- what subclasses provide ----------------------------------------------------------
     @property
@@ -258,6 +260,8 @@ class NeuralForecaster(Forecaster):
             raise InputError(f"unknown loss {self.loss!r}", hint=f"use one of {', '.join(LOSSES)}")
         if self.loss == "quantile":
             check_quantiles(self.quantiles)
+        if self.threads is not None:
+            _check_positive_int("threads", self.threads)
         if self.scaling not in ("standard", "minmax"):
             raise InputError(f"unknown scaling {self.scaling!r}", hint="use 'standard' or 'minmax'")
 
@@ -299,7 +303,7 @@ class NeuralForecaster(Forecaster):
         self.epoch_cpu_s_ = float("nan")
         self.n_train_windows_, self.n_val_windows_ = len(train_o), len(val_o)
         streams = RngStreams(self.seed)
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), torch_threads(self.threads):
             torch.manual_seed(streams.entropy("init") & 0x7FFF_FFFF)
             self.net_: nn.Module | None = self._build_net().to(self.device_) if self.uses_network else None
             if self.net_ is None or self.epochs == 0:
@@ -365,7 +369,7 @@ class NeuralForecaster(Forecaster):
             return np.repeat(base[..., None], Q, axis=-1)
         self.net_.eval()
         outs = []
-        with torch.no_grad():
+        with torch.no_grad(), torch_threads(self.threads):
             n = len(origins)
             for start in range(0, n, 256):
                 part = {k: v[start : start + 256] for k, v in inputs.items()}

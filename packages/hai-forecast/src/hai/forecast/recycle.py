@@ -121,6 +121,8 @@ class ReCycle(NeuralForecaster):
     of the residual network towards zero, i.e. towards the baseline; it lowered the validation
     loss on Victoria and SimBench G1-A), ``patience`` 20 (early
     stopping on the last ``validation_fraction`` 0.2 of the cycles), ``scaling``, ``seed``, ``device``,
+    ``threads`` (torch CPU threads while fitting and predicting, default 1: the fastest for
+    networks this small, and unaffected by other busy processes; None keeps torch's setting),
     ``country``/``subdiv`` for holidays, ``fill`` for gaps.
 
     After ``fit``: ``net_`` (the :class:`ReCycleNet`), ``scaler_``, ``baseline_``,
