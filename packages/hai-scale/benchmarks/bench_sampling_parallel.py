@@ -18,17 +18,23 @@ of a loaded 2-core machine, against 0.9–2.9 ms for a bare all-reduce of the 15
 values over gloo on localhost there). The former defaults (S0 = 4, B = 64, 8 ms steps on an idle
 core) measure mostly the fixed cost. Strong scaling uses S = 16 (the weak W = 2 total).
 
-**Measurement.** Two long-lived worker pools — one process without a process group (W = 1)
-and two processes joined over gloo (file:// rendezvous; nccl with one GPU per rank on CUDA), one intra-op
-thread each — receive the configurations as commands, so that W = 1 and W = 2 run interleaved in
-one run, ``--repeats`` rounds, right after one another (idle workers wait on a pipe and use no
-CPU). Per configuration: ``--warmup`` steps, then ``--blocks`` blocks of ``--steps`` steps; ranks
-start a block together and then run as in training (the gradient all-reduce is their only
+**Measurement.** Long-lived worker pools — one process without a process group (W = 1), two
+processes joined over gloo (file:// rendezvous; nccl with one GPU per rank on CUDA) and, for
+weak scaling, two **unconnected** one-process runs — one intra-op thread each, receive the
+configurations as commands, so that all of them run interleaved in one run, ``--repeats``
+rounds, right after one another (idle workers wait on a pipe and use no CPU). Per
+configuration: ``--warmup`` steps, then ``--blocks`` blocks of ``--steps`` steps; ranks start a
+block together and then run as in training (the gradient all-reduce is their only
 synchronisation); a block's time per step is the slowest rank's. A configuration's time is the
 median over its blocks, then over the rounds; its efficiency is the median over rounds of the
 paired (same round) efficiencies. CPU ms is the process CPU time per step of the busiest rank.
 "Saved MiB" is what autograd keeps for the backward pass of one step (activations, noise and
 sampled weights, each storage counted once), the memory that grows with samples × rows.
+
+The unconnected pair does the W = 2 per-process work with no communication at all, so its
+efficiency T(1)/T(pair) is what the machine allows two busy processes (shared caches, memory
+bandwidth, the host's scheduling of the virtual cores), and "vs unconn." = T(pair)/T(W) is the
+efficiency of the parallelism itself (all-reduce, DDP, waiting for the slower rank).
 Prints a table and writes ``bench_sampling_parallel.json`` to ``--out``.
 
     python packages/hai-scale/benchmarks/bench_sampling_parallel.py --out build/bench
@@ -64,6 +70,7 @@ from hai.scale.data import ClassificationData
 from hai.shared import MissingPackageError, RngStreams, resolve_device, write_json
 
 MARK = "BENCH-RESULT "
+PAIR = "unconnected"  # W processes, each a one-process run, at the same time
 
 
 def measure_config(spec: dict[str, Any], data: ClassificationData, device: torch.device) -> dict[str, Any]:
@@ -161,15 +168,27 @@ def serve(rank: int, world: int, init_file: str, device_spec: str) -> None:
 
 
 class Pool:
-    """``world`` long-lived worker processes that time the configurations they are sent."""
+    """``world`` long-lived worker processes that time the configurations they are sent.
 
-    def __init__(self, world: int, tmp: Path, device: str) -> None:
+    ``joined=False`` starts them as independent one-process runs (no process group): they run the
+    same command at the same time without communicating, which measures what two busy processes
+    cost each other on this machine (shared caches, memory bandwidth, the host's scheduling).
+    """
+
+    def __init__(self, world: int, tmp: Path, device: str, *, joined: bool = True) -> None:
         env = dict(os.environ, OMP_NUM_THREADS="1")
-        init = tmp / f"init-{world}"
         self.world = world
         self.procs = [
             subprocess.Popen(
-                [sys.executable, __file__, "--worker", str(r), str(world), str(init), device],
+                [
+                    sys.executable,
+                    __file__,
+                    "--worker",
+                    str(r) if joined else "0",
+                    str(world) if joined else "1",
+                    str(tmp / (f"init-{world}" if joined else f"init-alone-{r}")),
+                    device,
+                ],
                 env=env,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
@@ -195,7 +214,7 @@ class Pool:
         return {
             **spec,
             "world_size": self.world,
-            "step_s": ranks[0]["step_s"],
+            "step_s": max(r["step_s"] for r in ranks),  # the slowest process
             "cpu_s": max(r["cpu_s"] for r in ranks),
             "saved_for_backward_mib": [r["saved_mib"] for r in ranks],
             "local_samples": ranks[0]["local_samples"],
@@ -246,6 +265,8 @@ def main() -> int:
         s1 = args.samples_per_rank if scaling == "weak" else args.strong_samples
         plan.append((scaling, "local", 1, s1))
         for world in worlds[1:]:
+            if scaling == "weak":
+                plan.append((scaling, PAIR, world, s1 * world))
             for mode in ("sample", "data"):
                 plan.append((scaling, mode, world, s1 * world if scaling == "weak" else s1))
     # Rounds over all configurations, interleaved (W = 1 right before W = 2), so that load from
@@ -253,12 +274,17 @@ def main() -> int:
     # median over the rounds, its efficiency the median of the per-round (paired) efficiencies.
     runs: dict[tuple[str, str, int, int], list[dict[str, Any]]] = {key: [] for key in plan}
     with tempfile.TemporaryDirectory(prefix="hai-bench-sp-") as tmp:
-        pools = {world: Pool(world, Path(tmp), args.device) for world in worlds}
+        pools = {(world, True): Pool(world, Path(tmp), args.device) for world in worlds}
+        pools.update({(w, False): Pool(w, Path(tmp), args.device, joined=False) for w in worlds[1:]})
         try:
             for round_index in range(args.repeats):
                 for key in plan:
                     scaling, mode, world, samples = key
-                    r = pools[world].run({**base, "mode": mode, "samples": samples})
+                    if mode == PAIR:  # each process alone runs the one-process configuration
+                        r = pools[world, False].run({**base, "mode": "local", "samples": samples // world})
+                        r["mode"], r["samples"] = PAIR, samples
+                    else:
+                        r = pools[world, True].run({**base, "mode": mode, "samples": samples})
                     runs[key].append(r)
                     print(
                         f"round {round_index + 1}: {scaling} {mode} W={world} S={samples}: "
@@ -272,18 +298,28 @@ def main() -> int:
     rows = []
     t1: dict[str, list[float]] = {}
     c1: dict[str, list[float]] = {}
+    pair: dict[int, list[float]] = {}
     for key in plan:
         scaling, mode, world, samples = key
         rounds = [r["step_s"] for r in runs[key]]
         cpu_rounds = [r["cpu_s"] for r in runs[key]]
         if world == 1:
             t1[scaling], c1[scaling] = rounds, cpu_rounds
+        if mode == PAIR:
+            pair[world] = rounds
         # CPU time per step of the busiest rank: what the work costs each process, whatever
         # else competes for the cores (waiting inside the all-reduce counts where gloo spins)
         cpu_effs = [a / b for a, b in zip(c1[scaling], cpu_rounds, strict=True)]
         speedups = [a / b for a, b in zip(t1[scaling], rounds, strict=True)]
         # weak: the same work per process, so T1/TW; strong: the same total work, T1/(W·TW)
         effs = [sp if scaling == "weak" else sp / world for sp in speedups]
+        # Against W unconnected processes doing the same per-process work at the same time: the
+        # cost of the parallelism itself (communication, DDP) without the machine's contention.
+        vs_pair = (
+            [a / b for a, b in zip(pair[world], rounds, strict=True)]
+            if scaling == "weak" and world > 1 and mode != PAIR
+            else None
+        )
         rows.append(
             {
                 **runs[key][0],
@@ -292,6 +328,8 @@ def main() -> int:
                 "step_s_rounds": rounds,
                 "efficiency": statistics.median(effs),
                 "efficiency_rounds": effs,
+                "efficiency_vs_unconnected": statistics.median(vs_pair) if vs_pair else None,
+                "efficiency_vs_unconnected_rounds": vs_pair,
                 "cpu_s": statistics.median(cpu_rounds),
                 "cpu_s_rounds": cpu_rounds,
                 "cpu_efficiency": statistics.median(e if scaling == "weak" else e / world for e in cpu_effs),
@@ -299,19 +337,20 @@ def main() -> int:
             }
         )
     header = (
-        f"{'scaling':<7} {'mode':<7} {'W':>2} {'S':>3} {'S/rank':>6} {'B/rank':>6} "
-        f"{'ms/step':>8} {'efficiency':>10} {'rounds':>11} {'CPU ms':>7} {'CPU eff.':>8} "
-        f"{'saved MiB/process':>17}"
+        f"{'scaling':<7} {'mode':<11} {'W':>2} {'S':>3} {'S/rank':>6} {'B/rank':>6} "
+        f"{'ms/step':>8} {'efficiency':>10} {'rounds':>11} {'vs unconn.':>10} {'CPU ms':>7} "
+        f"{'CPU eff.':>8} {'saved MiB/process':>17}"
     )
     print(header)
     for r in rows:
         saved = "/".join(f"{m:.2f}" for m in r["saved_for_backward_mib"])
         spread = f"{min(r['efficiency_rounds']):.2f}-{max(r['efficiency_rounds']):.2f}"
+        vs = "" if r["efficiency_vs_unconnected"] is None else f"{r['efficiency_vs_unconnected']:.2f}"
         print(
-            f"{r['scaling']:<7} {r['mode']:<7} {r['world_size']:>2} {r['samples']:>3} "
+            f"{r['scaling']:<7} {r['mode']:<11} {r['world_size']:>2} {r['samples']:>3} "
             f"{r['local_samples']:>6} {r['local_batch']:>6} {r['step_s'] * 1e3:>8.2f} "
-            f"{r['efficiency']:>10.2f} {spread:>11} {r['cpu_s'] * 1e3:>7.2f} {r['cpu_efficiency']:>8.2f} "
-            f"{saved:>17}"
+            f"{r['efficiency']:>10.2f} {spread:>11} {vs:>10} {r['cpu_s'] * 1e3:>7.2f} "
+            f"{r['cpu_efficiency']:>8.2f} {saved:>17}"
         )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
