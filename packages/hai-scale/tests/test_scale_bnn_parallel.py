@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,28 +23,8 @@ def _worker_module() -> Any:
 
 def spawn(world: int, out: Path) -> list[dict[str, Any]]:
     """Run scale_dist_worker.py on ``world`` processes (gloo, file:// rendezvous); their results."""
-    init = out / "init"
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    procs = [
-        subprocess.Popen(
-            [sys.executable, str(HERE / "scale_dist_worker.py"), str(r), str(world), str(init), str(out)],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for r in range(world)
-    ]
-    logs = []
-    try:
-        for p in procs:
-            logs.append(p.communicate(timeout=150)[0])
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    assert all(p.returncode == 0 for p in procs), "\n".join(logs)
-    return [torch.load(out / f"rank{r}.pt", weights_only=False) for r in range(world)]
+    result: list[dict[str, Any]] = _worker_module().spawn(world, out)
+    return result
 
 
 @pytest.fixture(scope="module")

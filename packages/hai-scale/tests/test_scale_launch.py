@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import sys
 from pathlib import Path
@@ -51,3 +52,46 @@ def test_a_crashed_job_is_retried_once_then_reported(
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux names its loopback lo")
 def test_loopback_interface_is_found_on_linux() -> None:
     assert launch_module._loopback_interface() == "lo"
+
+
+def test_the_launcher_passes_every_setting_on_to_its_processes() -> None:
+    """A config sent through ``--nproc N`` arrives whole: argv → the ranks' parser → the same config."""
+    import argparse
+
+    from hai.scale.parallel.launch import _args_to_argv, add_bnn_arguments
+    from hai.scale.parallel.training import config_from_args
+
+    config = BNNConfig(
+        data="regression",
+        model="cnn",  # parsing only: no combination is validated here
+        hidden=(16, 8),
+        mode="hybrid",
+        samples=6,
+        loss="predictive",
+        group_size=2,
+        batch_size=48,
+        epochs=3,
+        lr=0.003,
+        kl_weight=0.5,
+        prior_std=0.7,
+        posterior_std=0.02,
+        estimator="flipout",
+        augment=True,
+        augment_per="step",
+        eval_samples=5,
+        seed=7,
+        dtype="float64",
+        target_accuracy=0.9,
+        max_steps=11,
+        checkpoint="/tmp/x.safetensors",
+        noise_std=0.25,
+    )
+    parser = argparse.ArgumentParser()
+    add_bnn_arguments(parser)
+    parsed = config_from_args(parser.parse_args(_args_to_argv(config, 30.0)))
+    assert parsed == config
+    # Every field differs from its default above, so a field the launcher drops shows up.
+    defaults = BNNConfig()
+    fields = [f.name for f in dataclasses.fields(BNNConfig)]
+    same = [name for name in fields if getattr(config, name) == getattr(defaults, name)]
+    assert same == ["device"]

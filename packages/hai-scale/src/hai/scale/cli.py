@@ -192,6 +192,9 @@ def _cmd_bnn_train(args: argparse.Namespace) -> int:
         f"{result['data']}: Bayesian {result['model']} with {result['n_parameters']} parameters, "
         f"mode {result['mode']} on {result['world_size']} process(es), S = {result['samples']}"
     )
+    if "rmse" in result:
+        _print_regression(result)
+        return 0
     print(f"{'epoch':>5} {'train loss':>11} {'test acc':>9} {'test NLL':>9} {'ECE':>7}")
     for h in result["history"]:
         print(
@@ -203,9 +206,28 @@ def _cmd_bnn_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_regression(result: dict[str, Any]) -> None:
+    print(f"{'epoch':>5} {'train loss':>11} {'test RMSE':>10} {'test NLL':>9} {'90% cover':>10}")
+    for h in result["history"]:
+        print(
+            f"{h['epoch']:>5} {h['train_loss']:>11.4f} {h['test_rmse']:>10.4f} "
+            f"{h['test_nll']:>9.4f} {h['test_coverage']:>10.3f}"
+        )
+
+    def fmt(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.4f}"
+
+    print(
+        f"mean predictive std (noise std {result['noise_std']:g} included): {fmt(result['std_in_data'])} "
+        f"where the training data lies, {fmt(result['std_in_gap'])} inside its gap"
+    )
+    times = ", ".join(f"rank {r['rank']}: {r['wall_s']:.1f} s" for r in result["per_rank"])
+    print(f"median step time {result['step_time_s'] * 1e3:.1f} ms; wall time {times}")
+
+
 def register(parser: argparse.ArgumentParser) -> None:
     """Add the ``hai scale`` subcommands to ``parser``."""
-    from hai.scale.data import DATASETS
+    from hai.scale.data import CLASSIFICATION_DATASETS
     from hai.scale.forward_grad import AGGREGATIONS
 
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
@@ -215,7 +237,9 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="train a classifier with forward gradients (no backward pass)",
         description="Train an MLP or small CNN on synthetic data or the 8x8 digits with forward gradients.",
     )
-    train.add_argument("--data", default="synthetic", choices=DATASETS, help="data set (default synthetic)")
+    train.add_argument(
+        "--data", default="synthetic", choices=CLASSIFICATION_DATASETS, help="data set (default synthetic)"
+    )
     train.add_argument(
         "--model", default="mlp", choices=("mlp", "cnn"), help="network (cnn needs --data digits)"
     )
@@ -240,7 +264,9 @@ def register(parser: argparse.ArgumentParser) -> None:
         "model on one batch; write CSV, JSON and a PNG figure.",
     )
     quality.add_argument("--out", default="fg-quality", help="output folder (default ./fg-quality)")
-    quality.add_argument("--data", default="synthetic", choices=DATASETS, help="data set (default synthetic)")
+    quality.add_argument(
+        "--data", default="synthetic", choices=CLASSIFICATION_DATASETS, help="data set (default synthetic)"
+    )
     quality.add_argument(
         "--model", default="mlp", choices=("mlp", "cnn"), help="network (cnn needs --data digits)"
     )
@@ -266,7 +292,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     bnn = sub.add_parser(
         "bnn-train",
         help="train a Bayesian neural network, sample-, data- or hybrid-parallel over N processes",
-        description="Train a mean-field Gaussian BNN with the S-sample ELBO. With --nproc N > 1 the "
+        description="Train a mean-field Gaussian BNN classifier (or, with --data regression, a Bayesian "
+        "regression with the Gaussian likelihood) with the S-sample ELBO. With --nproc N > 1 the "
         "processes are started through torchrun (gloo on CPU, nccl on CUDA); under torchrun, each "
         "process runs one rank.",
     )

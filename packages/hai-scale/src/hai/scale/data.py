@@ -1,8 +1,8 @@
-"""Small classification data sets for trying training methods: synthetic blobs and the 8x8 digits.
+"""Small data sets for trying training methods: synthetic blobs, the 8x8 digits, 1-D regression.
 
-Nothing is downloaded: the synthetic set is generated from a seed, and the digits (1,797 images
+Nothing is downloaded: the synthetic sets are generated from a seed, and the digits (1,797 images
 of 8x8 pixels, 10 classes) ship inside scikit-learn, the optional extra ``hai-scale[digits]``.
-Features are standardised with the training split's mean and standard deviation.
+Classification features are standardised with the training split's mean and standard deviation.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ import torch
 
 from hai.shared import InputError, MissingPackageError, RngStreams
 
-DATASETS: tuple[str, ...] = ("synthetic", "digits")
+CLASSIFICATION_DATASETS: tuple[str, ...] = ("synthetic", "digits")
+REGRESSION_DATASETS: tuple[str, ...] = ("regression",)
+DATASETS: tuple[str, ...] = CLASSIFICATION_DATASETS + REGRESSION_DATASETS
 
 
 @dataclass
@@ -136,43 +138,88 @@ def load_classification(
         return synthetic_classification(seed=seed, dtype=dtype)
     if name == "digits":
         return digits_classification(seed=seed, dtype=dtype)
-    raise InputError(f"unknown data set {name!r}", hint=f"use one of {', '.join(DATASETS)}")
+    if name in REGRESSION_DATASETS:
+        raise InputError(
+            f"{name!r} is a regression data set, not a classification one",
+            hint="load it with load_dataset or synthetic_regression",
+        )
+    raise InputError(f"unknown data set {name!r}", hint=f"use one of {', '.join(CLASSIFICATION_DATASETS)}")
 
 
 @dataclass
 class RegressionData:
-    """Train and test splits of a 1-D regression problem: x (N, 1), y (N,)."""
+    """Train and test splits of a regression problem: x (N, d) (d = 1 for the synthetic set), y (N,).
+
+    ``noise_std`` is the observation noise (the Gaussian likelihood's std); ``gap`` an interval
+    (low, high) of a 1-D input inside the training range that holds no training data, if known.
+    """
 
     x_train: torch.Tensor
     y_train: torch.Tensor
     x_test: torch.Tensor
     y_test: torch.Tensor
     noise_std: float
+    gap: tuple[float, float] | None = None
+    name: str = "regression"
+
+    @property
+    def n_features(self) -> int:
+        return int(self.x_train.shape[1])
 
 
 def synthetic_regression(
-    n_samples: int = 256, *, noise_std: float = 0.1, seed: int = 0, dtype: torch.dtype = torch.float32
+    n_samples: int = 256,
+    *,
+    noise_std: float = 0.1,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+    test_noise: bool = False,
 ) -> RegressionData:
     """y = sin(3x) + noise on x ∈ [-1, -0.3] ∪ [0.3, 1] (a gap, where a BNN should be unsure);
-    the test inputs cover [-1.5, 1.5] evenly.
+    the test inputs cover [-1.5, 1.5] evenly (101 points).
+
+    The test targets are sin(3x) itself, or with ``test_noise`` noisy observations like the
+    training targets (what a predictive interval's coverage should be measured on); the training
+    data is the same either way.
 
     >>> d = synthetic_regression(64, seed=1)
-    >>> tuple(d.x_train.shape), tuple(d.y_train.shape)
-    ((64, 1), (64,))
+    >>> tuple(d.x_train.shape), tuple(d.y_train.shape), d.gap
+    ((64, 1), (64,), (-0.3, 0.3))
     """
     if n_samples < 2 or not noise_std > 0:
         raise InputError(f"need n_samples ≥ 2 and noise_std > 0, got {n_samples}, {noise_std}")
-    rng = RngStreams(seed).numpy("synthetic-regression")
+    streams = RngStreams(seed)
+    rng = streams.numpy("synthetic-regression")
     x = rng.uniform(0.3, 1.0, size=n_samples) * rng.choice([-1.0, 1.0], size=n_samples)
     y = np.sin(3 * x) + rng.normal(scale=noise_std, size=n_samples)
     xt = np.linspace(-1.5, 1.5, 101)
+    yt = np.sin(3 * xt)
+    if test_noise:
+        yt = yt + streams.numpy("synthetic-regression-test").normal(scale=noise_std, size=xt.shape)
     return RegressionData(
         x_train=torch.as_tensor(x[:, None], dtype=dtype),
         y_train=torch.as_tensor(y, dtype=dtype),
         x_test=torch.as_tensor(xt[:, None], dtype=dtype),
-        y_test=torch.as_tensor(np.sin(3 * xt), dtype=dtype),
+        y_test=torch.as_tensor(yt, dtype=dtype),
         noise_std=noise_std,
+        gap=(-0.3, 0.3),
     )
+
+
+def load_dataset(
+    name: str, *, seed: int = 0, dtype: torch.dtype = torch.float32
+) -> ClassificationData | RegressionData:
+    """The data set called ``name``: a classification set, or "regression" (256 noisy points of
+    :func:`synthetic_regression`, noise std 0.1, noisy test targets).
+
+    >>> type(load_dataset("regression")).__name__, type(load_dataset("synthetic")).__name__
+    ('RegressionData', 'ClassificationData')
+    """
+    if name == "regression":
+        return synthetic_regression(seed=seed, dtype=dtype, test_noise=True)
+    if name not in DATASETS:
+        raise InputError(f"unknown data set {name!r}", hint=f"use one of {', '.join(DATASETS)}")
+    return load_classification(name, seed=seed, dtype=dtype)
 
 
 def _stack(dataset: Any) -> tuple[torch.Tensor, torch.Tensor]:

@@ -2,7 +2,16 @@
 
 from hai.scale.parallel.engine import GroupSum, MonteCarlo, SamplingParallel, world
 from hai.scale.parallel.launch import add_bnn_arguments, init_distributed, launch, worker_main
-from hai.scale.parallel.training import LOSSES, BNNConfig, BNNEpoch, BNNResult, build_model, train_bnn
+from hai.scale.parallel.training import (
+    COVERAGE_LEVEL,
+    LOSSES,
+    BNNConfig,
+    BNNEpoch,
+    BNNResult,
+    build_loss,
+    build_model,
+    train_bnn,
+)
 from hai.scale.parallel.workload import (
     MODES,
     Workload,
@@ -14,6 +23,7 @@ from hai.scale.parallel.workload import (
 )
 
 __all__ = [
+    "COVERAGE_LEVEL",
     "LOSSES",
     "MODES",
     "BNNConfig",
@@ -24,6 +34,7 @@ __all__ = [
     "SamplingParallel",
     "Workload",
     "add_bnn_arguments",
+    "build_loss",
     "build_model",
     "init_distributed",
     "launch",

@@ -21,7 +21,7 @@ local losses, which is the global loss; the model's gradients are unchanged (pro
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
@@ -69,6 +69,11 @@ class GroupSum(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         return grad * ctx.size, None, None
+
+
+def _check_eval_samples(samples: int) -> None:
+    if samples < 1:
+        raise InputError(f"evaluation samples must be at least 1, got {samples}")
 
 
 class MonteCarlo(nn.Module):
@@ -215,6 +220,25 @@ class SamplingParallel:
         assert probe.grad is not None
         return probe.grad.detach().sum()
 
+    def _eval_outputs(
+        self, x: torch.Tensor, samples: int, key: int
+    ) -> Iterator[tuple[int, slice, torch.Tensor]]:
+        """This rank's evaluation outputs: (sample i, its rows, the model's output on them).
+
+        Ranks split the samples and rows as in training (near-equal parts, any sizes); the
+        noise of evaluation sample i is keyed by (seed, "bnn-eval", key, i).
+        """
+        wl = self.workload
+        n = x.shape[0]
+        s0, s1 = split_range(samples, wl.sample_shards, wl.sample_shard)
+        r0, r1 = split_range(n, wl.data_shards, wl.data_shard)
+        rows = slice(r0, r1)
+        for i in range(s0, s1) if r1 > r0 else ():
+            with weight_sample(
+                self.model, seed=self.seed, step=key, sample=i, rows=rows, batch_size=n, name="bnn-eval"
+            ):
+                yield i, rows, self.model(x[rows])
+
     @torch.no_grad()
     def predict_proba(self, x: torch.Tensor, *, samples: int, n_classes: int, key: int = 0) -> torch.Tensor:
         """Mean class probabilities over ``samples`` weight samples, computed in parallel, on every rank.
@@ -222,24 +246,33 @@ class SamplingParallel:
         Ranks split the samples and rows as in training (near-equal parts, any sizes); the
         noise of evaluation sample i is keyed by (seed, "bnn-eval", key, i).
         """
-        if samples < 1:
-            raise InputError(f"evaluation samples must be at least 1, got {samples}")
-        wl = self.workload
-        n = x.shape[0]
-        s0, s1 = split_range(samples, wl.sample_shards, wl.sample_shard)
-        r0, r1 = split_range(n, wl.data_shards, wl.data_shard)
-        total = torch.zeros(n, n_classes, dtype=x.dtype, device=x.device)
-        for i in range(s0, s1) if r1 > r0 else ():
-            with weight_sample(
-                self.model,
-                seed=self.seed,
-                step=key,
-                sample=i,
-                rows=slice(r0, r1),
-                batch_size=n,
-                name="bnn-eval",
-            ):
-                total[r0:r1] += torch.softmax(self.model(x[r0:r1]), dim=-1)
+        _check_eval_samples(samples)
+        total = torch.zeros(x.shape[0], n_classes, dtype=x.dtype, device=x.device)
+        for _, rows, logits in self._eval_outputs(x, samples, key):
+            total[rows] += torch.softmax(logits, dim=-1)
         if self.world_size > 1:
             dist.all_reduce(total)
         return total / samples
+
+    @torch.no_grad()
+    def predict_outputs(self, x: torch.Tensor, *, samples: int, n_outputs: int, key: int = 0) -> torch.Tensor:
+        """The raw outputs (samples, N, n_outputs) of ``samples`` weight samples, computed in parallel.
+
+        Ranks split the samples and rows as :meth:`predict_proba` does (same noise keys), write
+        their block into a zero tensor and all-reduce it: every rank gets every output, exactly
+        (adding zeros is exact), so the result does not depend on the number of ranks. Meant for
+        regression (the predictive mean and variance over the samples); memory is S·N·n_outputs.
+
+        >>> from hai.scale.bnn import ELBOLoss, to_bayesian
+        >>> net = to_bayesian(nn.Linear(1, 1))
+        >>> engine = SamplingParallel(net, ELBOLoss(10, likelihood="gaussian"), samples=2, batch_size=4)
+        >>> tuple(engine.predict_outputs(torch.randn(5, 1), samples=3, n_outputs=1).shape)
+        (3, 5, 1)
+        """
+        _check_eval_samples(samples)
+        out = torch.zeros(samples, x.shape[0], n_outputs, dtype=x.dtype, device=x.device)
+        for i, rows, outputs in self._eval_outputs(x, samples, key):
+            out[i, rows] = outputs.reshape(rows.stop - rows.start, n_outputs)
+        if self.world_size > 1:
+            dist.all_reduce(out)
+        return out

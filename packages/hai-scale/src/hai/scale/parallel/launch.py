@@ -60,6 +60,12 @@ def add_bnn_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prior-std", type=float, default=1.0, help="std of the Gaussian prior (default 1)")
     p.add_argument("--posterior-std", type=float, default=1e-2, help="initial posterior std (default 0.01)")
     p.add_argument("--estimator", default="reparam", choices=ESTIMATORS, help="gradient estimator")
+    p.add_argument(
+        "--noise-std",
+        type=float,
+        default=None,
+        help="regression: the Gaussian likelihood's noise std (default: the data's, 0.1)",
+    )
     p.add_argument("--augment", action="store_true", help="random shifts, rotations and noise")
     p.add_argument(
         "--augment-per",
@@ -157,6 +163,8 @@ def _args_to_argv(config: BNNConfig, timeout_s: float) -> list[str]:
         argv.append(f"--target-accuracy={c.target_accuracy!r}")
     if c.max_steps is not None:
         argv.append(f"--max-steps={c.max_steps}")
+    if c.noise_std is not None:
+        argv.append(f"--noise-std={c.noise_std!r}")
     if c.checkpoint is not None:
         argv.append(f"--checkpoint={Path(c.checkpoint).resolve()}")
     return argv

@@ -1,11 +1,14 @@
-"""Training a Bayesian classifier with the S-sample ELBO in any parallel mode.
+"""Training a Bayesian classifier or regressor with the S-sample ELBO in any parallel mode.
 
 :func:`train_bnn` runs in every process of a job (``torchrun``, ``hai scale bnn-train --nproc N``)
 or in a single one. All ranks load the same data, build the same model from the seed, walk the
 training set in the same (seeded) order and drop the last incomplete batch, so that every rank
 agrees on the global batch of each step; the engine then gives each rank its samples and rows.
-Evaluation (accuracy, NLL, ECE of the mean predictive) runs in parallel too and its result is
-the same on every rank. Progress bars are drawn on rank 0 only; wall time, CPU time, energy and
+Evaluation runs in parallel too and its result is the same on every rank: accuracy, NLL and ECE
+of the mean predictive for classification; for regression (a :class:`~hai.scale.data.RegressionData`,
+one output, Gaussian likelihood) the RMSE of the predictive mean, the Gaussian NLL, the coverage
+of the central 90 % interval, and at the end the mean predictive std where the training data
+lies and inside its gap. Progress bars are drawn on rank 0 only; wall time, CPU time, energy and
 peak memory are measured on every rank and gathered.
 """
 
@@ -27,8 +30,14 @@ import torch.distributed as dist
 from hai.scale.augment import AUGMENT_PER, Augmentation
 from hai.scale.bnn.layers import ESTIMATORS, GaussianPrior, to_bayesian
 from hai.scale.bnn.losses import ELBOLoss, PredictiveLoss
-from hai.scale.bnn.predictive import classification_metrics, reliability
-from hai.scale.data import ClassificationData, load_classification
+from hai.scale.bnn.predictive import (
+    Predictive,
+    classification_metrics,
+    gaussian_predictive,
+    regression_metrics,
+    reliability,
+)
+from hai.scale.data import REGRESSION_DATASETS, ClassificationData, RegressionData, load_dataset
 from hai.scale.models import mlp, small_cnn
 from hai.scale.parallel.engine import SamplingParallel, world
 from hai.scale.parallel.workload import MODES, workload
@@ -36,6 +45,7 @@ from hai.shared import InputError, RngStreams, measure, progress, resolve_device
 
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}
 LOSSES: tuple[str, ...] = ("elbo", "predictive")
+COVERAGE_LEVEL = 0.9  # the central predictive interval whose coverage regression reports
 
 
 @dataclass
@@ -65,6 +75,7 @@ class BNNConfig:
     target_accuracy: float | None = None
     max_steps: int | None = None
     checkpoint: str | None = None
+    noise_std: float | None = None  # regression: the likelihood's noise std (None: the data's)
 
     def validate(self, world_size: int) -> None:
         """Raise :class:`InputError` for settings no rank can run (checked before any collective)."""
@@ -87,6 +98,32 @@ class BNNConfig:
             raise InputError("epochs and eval_samples must be at least 1 and lr positive")
         if self.max_steps is not None and self.max_steps < 1:
             raise InputError(f"max_steps must be at least 1, got {self.max_steps}")
+        if self.noise_std is not None and not self.noise_std > 0:
+            raise InputError(f"noise_std must be positive, got {self.noise_std}")
+        if self.data in REGRESSION_DATASETS:
+            self.check_task("regression")
+
+    def check_task(self, task: str) -> None:
+        """Raise :class:`InputError` for settings that do not apply to ``task`` (its data)."""
+        if task == "regression":
+            if self.model == "cnn":
+                raise InputError(
+                    "the CNN needs image data, and regression data is not", hint="use --model mlp"
+                )
+            if self.augment:
+                raise InputError(
+                    "the augmentations (shifts, rotations, noise) are for image data, not regression data",
+                    hint="leave out --augment",
+                )
+            if self.target_accuracy is not None:
+                raise InputError(
+                    "target_accuracy applies to classification, not regression",
+                    hint="leave out --target-accuracy (stop with --epochs or --max-steps)",
+                )
+        elif self.noise_std is not None:
+            raise InputError(
+                "noise_std applies to regression only (the Gaussian likelihood)", hint="leave out --noise-std"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -94,19 +131,26 @@ class BNNConfig:
 
 @dataclass
 class BNNEpoch:
-    """Metrics after one epoch (test metrics of the mean predictive over ``eval_samples`` samples)."""
+    """Metrics after one epoch (test metrics of the predictive over ``eval_samples`` samples).
+
+    Classification fills accuracy, NLL, ECE and entropy; regression fills NLL (Gaussian, per
+    example), RMSE of the predictive mean and the coverage of the central 90 % interval. The
+    fields of the other task are None and left out of :meth:`to_dict`.
+    """
 
     epoch: int
     step: int
     train_loss: float
-    test_accuracy: float
+    test_accuracy: float | None
     test_nll: float
-    test_ece: float
-    test_entropy: float
+    test_ece: float | None
+    test_entropy: float | None
     wall_s: float
+    test_rmse: float | None = None
+    test_coverage: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if v is not None}
 
 
 @dataclass
@@ -121,37 +165,62 @@ class BNNResult:
     history: list[BNNEpoch]
     step_time_s: float
     per_rank: list[dict[str, Any]]
-    reliability: dict[str, list[Any]]
+    reliability: dict[str, list[Any]] | None  # classification only
     workload: dict[str, Any] = field(default_factory=dict)
+    task: str = "classification"
+    dataset: str | None = None  # the data's name where it is not config.data
+    noise_std: float | None = None  # regression: the likelihood's noise std used
+    std_in_data: float | None = None  # regression: mean predictive std inside the data's range
+    std_in_gap: float | None = None  # regression: ... inside the data's gap (if it has one)
 
     @property
     def loss(self) -> float:
         return self.history[-1].train_loss
 
     @property
-    def accuracy(self) -> float:
+    def accuracy(self) -> float | None:
         return self.history[-1].test_accuracy
+
+    @property
+    def rmse(self) -> float | None:
+        return self.history[-1].test_rmse
 
     def epochs_to(self, target: float) -> int | None:
         """The first epoch whose test accuracy reached ``target``, or None."""
-        return next((h.epoch for h in self.history if h.test_accuracy >= target), None)
+        return next(
+            (h.epoch for h in self.history if h.test_accuracy is not None and h.test_accuracy >= target), None
+        )
 
     def to_dict(self) -> dict[str, Any]:
         last = self.history[-1]
-        return {
+        metrics: dict[str, Any]
+        if self.task == "regression":
+            metrics = {
+                "nll": last.test_nll,
+                "rmse": last.test_rmse,
+                "coverage": last.test_coverage,
+                "std_in_data": self.std_in_data,
+                "std_in_gap": self.std_in_gap,
+                "noise_std": self.noise_std,
+            }
+        else:
+            metrics = {
+                "accuracy": last.test_accuracy,
+                "nll": last.test_nll,
+                "ece": last.test_ece,
+                "entropy": last.test_entropy,
+            }
+        out = {
             "mode": self.config.mode,
             "world_size": self.world_size,
             "samples": self.config.samples,
-            "data": self.config.data,
+            "data": self.dataset or self.config.data,
             "model": self.config.model,
             "n_parameters": self.n_parameters,
             "epochs": len(self.history),
             "steps": self.steps,
             "loss": last.train_loss,
-            "accuracy": last.test_accuracy,
-            "nll": last.test_nll,
-            "ece": last.test_ece,
-            "entropy": last.test_entropy,
+            **metrics,
             "step_time_s": self.step_time_s,
             "per_rank": self.per_rank,
             "workload": self.workload,
@@ -159,6 +228,9 @@ class BNNResult:
             "reliability": self.reliability,
             "config": self.config.to_dict(),
         }
+        if self.reliability is None:
+            del out["reliability"]
+        return out
 
 
 def max_rss_mib() -> float:
@@ -175,11 +247,17 @@ def _device(spec: str, world_size: int) -> torch.device:
     return device
 
 
-def build_model(config: BNNConfig, data: ClassificationData) -> torch.nn.Module:
-    """The Bayesian MLP or CNN of ``config``, initialised from the seed (identical on every rank)."""
+def build_model(config: BNNConfig, data: ClassificationData | RegressionData) -> torch.nn.Module:
+    """The Bayesian MLP or CNN of ``config``, initialised from the seed (identical on every rank).
+
+    One output per class for classification, one output (the mean) for regression.
+    """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(RngStreams(config.seed).entropy("bnn-init") & 0x7FFF_FFFF)
-        if config.model == "cnn":
+        if isinstance(data, RegressionData):
+            config.check_task("regression")
+            base = mlp(data.n_features, 1, config.hidden)
+        elif config.model == "cnn":
             if data.image_shape is None:
                 raise InputError("the CNN needs image data", hint="use --data digits, or --model mlp")
             base = small_cnn(data.n_classes, data.image_shape)
@@ -192,6 +270,23 @@ def build_model(config: BNNConfig, data: ClassificationData) -> torch.nn.Module:
         estimator=config.estimator,
         inplace=True,
     )
+
+
+def build_loss(config: BNNConfig, data: ClassificationData | RegressionData) -> ELBOLoss | PredictiveLoss:
+    """The loss of ``config`` for ``data``: categorical, or Gaussian with the data's noise std
+    (``config.noise_std`` if set) for regression; N is the training set's size.
+
+    >>> from hai.scale.data import synthetic_regression
+    >>> loss = build_loss(BNNConfig(noise_std=0.2), synthetic_regression(64))
+    >>> type(loss).__name__, loss.likelihood, loss.noise_std, loss.dataset_size
+    ('ELBOLoss', 'gaussian', 0.2, 64)
+    """
+    loss_cls = PredictiveLoss if config.loss == "predictive" else ELBOLoss
+    n_train = int(data.x_train.shape[0])
+    if isinstance(data, RegressionData):
+        noise_std = data.noise_std if config.noise_std is None else config.noise_std
+        return loss_cls(n_train, kl_weight=config.kl_weight, likelihood="gaussian", noise_std=noise_std)
+    return loss_cls(n_train, kl_weight=config.kl_weight)
 
 
 class _NullBar:
@@ -215,30 +310,83 @@ def _gather(obj: dict[str, Any], world_size: int) -> list[dict[str, Any]]:
     return out
 
 
-def train_bnn(config: BNNConfig, data: ClassificationData | None = None) -> BNNResult:
+def check_data(data: ClassificationData | RegressionData) -> None:
+    """Raise :class:`InputError` unless ``data`` has the shapes training needs (x (N, d); y (N,))."""
+    for split, x, y in (("train", data.x_train, data.y_train), ("test", data.x_test, data.y_test)):
+        if x.dim() != 2 or y.dim() != 1 or x.shape[0] != y.shape[0]:
+            raise InputError(
+                f"the {split} split must be x (N, d) and y (N,), got {tuple(x.shape)} and {tuple(y.shape)}",
+                hint="reshape 1-D inputs to (N, 1)",
+            )
+    if data.x_test.shape[1] != data.x_train.shape[1]:
+        raise InputError(
+            f"train and test inputs differ in width: {data.x_train.shape[1]} vs {data.x_test.shape[1]}"
+        )
+    if isinstance(data, RegressionData) and not data.noise_std > 0:
+        raise InputError(f"the data's noise_std must be positive, got {data.noise_std}")
+
+
+def uncertainty_regions(
+    x_train: torch.Tensor, x_test: torch.Tensor, gap: tuple[float, float] | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Masks over the test rows: inside the training inputs' range (the box of per-feature minima
+    and maxima) but outside ``gap``, and inside ``gap`` (1-D inputs only; all False without one).
+
+    >>> data, gap = torch.tensor([[-1.0], [1.0]]), (-0.3, 0.3)
+    >>> [m.tolist() for m in uncertainty_regions(data, torch.tensor([[0.0], [0.5], [2.0]]), gap)]
+    [[False, True, False], [True, False, False]]
+    """
+    inside = ((x_test >= x_train.min(0).values) & (x_test <= x_train.max(0).values)).all(1)
+    in_gap = torch.zeros_like(inside)
+    if gap is not None and x_test.shape[1] == 1:
+        in_gap = inside & (x_test[:, 0] > gap[0]) & (x_test[:, 0] < gap[1])
+    return inside & ~in_gap, in_gap
+
+
+def _mean_std(predictive: Predictive, mask: torch.Tensor) -> float | None:
+    assert predictive.variance is not None
+    return float(predictive.variance[mask].sqrt().mean()) if bool(mask.any()) else None
+
+
+def train_bnn(config: BNNConfig, data: ClassificationData | RegressionData | None = None) -> BNNResult:
     """Train the BNN of ``config`` in this process (one rank of the default process group, if any).
 
-    ``data`` overrides ``config.data`` (any :class:`~hai.scale.data.ClassificationData`; see
-    :func:`hai.scale.data.from_datasets` for torch ``Dataset`` objects).
+    ``data`` overrides ``config.data``: any :class:`~hai.scale.data.ClassificationData` (see
+    :func:`hai.scale.data.from_datasets` for torch ``Dataset`` objects), or a
+    :class:`~hai.scale.data.RegressionData` for a Bayesian regression (an MLP with one output and
+    the Gaussian likelihood with the data's ``noise_std``, or ``config.noise_std``).
+
+    >>> from hai.scale.data import synthetic_regression
+    >>> config = BNNConfig(hidden=(8,), samples=2, batch_size=32, epochs=1, eval_samples=4)
+    >>> result = train_bnn(config, data=synthetic_regression(64, test_noise=True))
+    >>> result.task, result.steps, sorted(k for k in result.to_dict() if k.startswith("std_in"))
+    ('regression', 2, ['std_in_data', 'std_in_gap'])
     """
     world_size, rank = world()
     config.validate(world_size)
     device = _device(config.device, world_size)
     dtype = DTYPES[config.dtype]
     if data is None:
-        data = load_classification(config.data, seed=config.seed, dtype=dtype)
-    x_train, y_train = data.x_train.to(device, dtype), data.y_train.to(device)
-    x_test, y_test = data.x_test.to(device, dtype), data.y_test.to(device)
+        data = load_dataset(config.data, seed=config.seed, dtype=dtype)
+    check_data(data)
+    regression = isinstance(data, RegressionData)
+    config.check_task("regression" if regression else "classification")
+    x_train, x_test = data.x_train.to(device, dtype), data.x_test.to(device, dtype)
+    y_dtype = dtype if regression else None  # class indices stay integers
+    y_train, y_test = data.y_train.to(device, y_dtype), data.y_test.to(device, y_dtype)
     n_train = x_train.shape[0]
     n_batches = n_train // config.batch_size
     if n_batches < 1:
         raise InputError(f"batch size {config.batch_size} is larger than the training set ({n_train})")
     model = build_model(config, data).to(device, dtype)
-    augmentation = Augmentation(image_shape=data.image_shape) if config.augment else None
-    loss_cls = PredictiveLoss if config.loss == "predictive" else ELBOLoss
+    augmentation = None
+    if config.augment and isinstance(data, ClassificationData):
+        augmentation = Augmentation(image_shape=data.image_shape)
+    loss = build_loss(config, data)
+    noise_std = loss.noise_std if regression else None
     engine = SamplingParallel(
         model,
-        loss_cls(n_train, kl_weight=config.kl_weight),
+        loss,
         mode=config.mode,
         samples=config.samples,
         batch_size=config.batch_size,
@@ -251,6 +399,7 @@ def train_bnn(config: BNNConfig, data: ClassificationData | None = None) -> BNNR
     history: list[BNNEpoch] = []
     step_times: list[float] = []
     probs = torch.zeros(0)
+    predictive: Predictive | None = None
     step = 0
     total_steps = config.epochs * n_batches
     if config.max_steps is not None:
@@ -277,24 +426,50 @@ def train_bnn(config: BNNConfig, data: ClassificationData | None = None) -> BNNR
                 step_times.append(time.perf_counter() - t0)
                 step += 1
                 bar.update()
-            probs = engine.predict_proba(
-                x_test, samples=config.eval_samples, n_classes=data.n_classes, key=epoch
-            )
-            m = classification_metrics(probs.double(), y_test)
-            history.append(
-                BNNEpoch(
-                    epoch=epoch,
-                    step=step,
-                    train_loss=float(loss_sum) / n_losses if n_losses else float("nan"),
-                    test_accuracy=m["accuracy"],
-                    test_nll=m["nll"],
-                    test_ece=m["ece"],
-                    test_entropy=m["entropy"],
-                    wall_s=time.perf_counter() - start,
+            train_loss = float(loss_sum) / n_losses if n_losses else float("nan")
+            reached = False
+            if isinstance(data, RegressionData):
+                assert noise_std is not None
+                outputs = engine.predict_outputs(x_test, samples=config.eval_samples, n_outputs=1, key=epoch)
+                predictive = gaussian_predictive(outputs[..., 0].double(), noise_std)
+                assert predictive.variance is not None
+                r = regression_metrics(
+                    predictive.mean, predictive.variance, y_test.double(), level=COVERAGE_LEVEL
                 )
-            )
-            bar.set_postfix(loss=f"{history[-1].train_loss:.3f}", acc=f"{m['accuracy']:.3f}")
-            reached = config.target_accuracy is not None and m["accuracy"] >= config.target_accuracy
+                history.append(
+                    BNNEpoch(
+                        epoch=epoch,
+                        step=step,
+                        train_loss=train_loss,
+                        test_accuracy=None,
+                        test_nll=r["nll"],
+                        test_ece=None,
+                        test_entropy=None,
+                        wall_s=time.perf_counter() - start,
+                        test_rmse=r["rmse"],
+                        test_coverage=r["coverage"],
+                    )
+                )
+                bar.set_postfix(loss=f"{train_loss:.3f}", rmse=f"{r['rmse']:.3f}")
+            else:
+                probs = engine.predict_proba(
+                    x_test, samples=config.eval_samples, n_classes=data.n_classes, key=epoch
+                )
+                m = classification_metrics(probs.double(), y_test)
+                history.append(
+                    BNNEpoch(
+                        epoch=epoch,
+                        step=step,
+                        train_loss=train_loss,
+                        test_accuracy=m["accuracy"],
+                        test_nll=m["nll"],
+                        test_ece=m["ece"],
+                        test_entropy=m["entropy"],
+                        wall_s=time.perf_counter() - start,
+                    )
+                )
+                bar.set_postfix(loss=f"{train_loss:.3f}", acc=f"{m['accuracy']:.3f}")
+                reached = config.target_accuracy is not None and m["accuracy"] >= config.target_accuracy
             if reached or step >= total_steps:
                 break
     bar.close()
@@ -314,7 +489,7 @@ def train_bnn(config: BNNConfig, data: ClassificationData | None = None) -> BNNR
             seed=config.seed,
             extra={"history": [h.to_dict() for h in history], "world_size": world_size},
         )
-    return BNNResult(
+    result = BNNResult(
         config=config,
         world_size=world_size,
         rank=rank,
@@ -323,9 +498,18 @@ def train_bnn(config: BNNConfig, data: ClassificationData | None = None) -> BNNR
         history=history,
         step_time_s=max(r["step_time_s"] for r in per_rank),
         per_rank=per_rank,
-        reliability=reliability(probs.double(), y_test, n_bins=10),
+        reliability=None if regression else reliability(probs.double(), y_test, n_bins=10),
         workload=engine.workload.to_dict(),
     )
+    if isinstance(data, RegressionData):
+        assert predictive is not None
+        in_data, in_gap = uncertainty_regions(x_train, x_test, data.gap)
+        result.task = "regression"
+        result.dataset = data.name
+        result.noise_std = noise_std
+        result.std_in_data = _mean_std(predictive, in_data.cpu())
+        result.std_in_gap = _mean_std(predictive, in_gap.cpu())
+    return result
 
 
 def config_from_args(args: Any) -> BNNConfig:
@@ -355,16 +539,21 @@ def config_from_args(args: Any) -> BNNConfig:
         target_accuracy=args.target_accuracy,
         max_steps=args.max_steps,
         checkpoint=args.checkpoint,
+        noise_std=getattr(args, "noise_std", None),
     )
 
 
 __all__ = [
+    "COVERAGE_LEVEL",
     "LOSSES",
     "MODES",
     "BNNConfig",
     "BNNEpoch",
     "BNNResult",
+    "build_loss",
     "build_model",
+    "check_data",
     "config_from_args",
     "train_bnn",
+    "uncertainty_regions",
 ]
