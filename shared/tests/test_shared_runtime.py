@@ -108,6 +108,8 @@ def test_torch_threads_sets_and_restores_the_thread_count_even_on_error():
     assert torch.get_num_threads() == before
     with torch_threads(None):
         assert torch.get_num_threads() == before
+    with torch_threads(np.int64(other)):  # any integer type
+        assert torch.get_num_threads() == other
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match="positive integer"), torch_threads(bad):  # type: ignore[arg-type]
             pass

@@ -156,8 +156,9 @@ def step_anatomy(recycle: ReCycle, transformer: StepTransformer, y: Any, steps: 
     floating-point operations of forward and backward (``torch.utils.flop_counter``), the median
     CPU time per step (blocks interleaved between the models) and what these imply: µs per
     operation and GFLOP/s. ``tiny_op_us`` is the CPU cost of one operation that does no
-    arithmetic to speak of (a scalar multiply, forward and backward), so ``ops × tiny_op_us`` is
-    the part of a step that no kernel can make faster: the dispatch floor.
+    arithmetic to speak of (a scalar multiply, forward and backward), so ``ops × tiny_op_us``
+    estimates the part of a step that no kernel can make faster: the dispatch floor (a rough
+    one: views cost less than a multiply with its autograd node, Adam's Python more).
     """
     frames = [m._prepare(y) for m in (recycle, transformer)]
     origins, _, _ = recycle._window_origins(len(frames[0]))
@@ -170,7 +171,9 @@ def step_anatomy(recycle: ReCycle, transformer: StepTransformer, y: Any, steps: 
         net = copy.deepcopy(model.net_).train()
         batch = model._training_batch(frame, origins[: int(model.batch_size)])
         params, zero_grad = stack.enter_context(flat_parameters(net))  # as train_network does
-        optimizer = torch.optim.Adam(params, lr=float(model.lr), fused=True)
+        optimizer = torch.optim.Adam(
+            params, lr=float(model.lr), weight_decay=float(model.weight_decay), fused=True
+        )
 
         def step(
             net: Any = net,

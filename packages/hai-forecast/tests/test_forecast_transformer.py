@@ -97,6 +97,23 @@ def test_lean_forward_matches_torch_transformer_with_gradients(
         torch.testing.assert_close(g, g_ref, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize(("nhead", "n_src", "n_tgt"), [(1, 5, 1), (1, 5, 3), (2, 5, 1), (1, 40, 1)])
+def test_lean_forward_applies_attention_dropout_like_torch(nhead: int, n_src: int, n_tgt: int) -> None:
+    """Attention dropout 1 drops every attention weight (deterministic), single target token included."""
+    import torch
+
+    from hai.forecast.neural import one_shot_transformer, transformer_forward
+
+    torch.manual_seed(0)
+    net = one_shot_transformer(8, nhead, 1, 1, 16, 0.0).train()
+    for layer in (*net.encoder.layers, *net.decoder.layers):
+        layer.self_attn.dropout = 1.0
+        if hasattr(layer, "multihead_attn"):
+            layer.multihead_attn.dropout = 1.0
+    src, tgt = torch.randn(2, n_src, 8), torch.randn(2, n_tgt, 8)
+    torch.testing.assert_close(transformer_forward(net, src, tgt), net(src, tgt), rtol=1e-6, atol=1e-6)
+
+
 def test_epoch_loss_is_the_mean_over_the_shuffled_mini_batches() -> None:
     """One epoch with lr 0 leaves the net unchanged; its loss is the window mean of the batch losses."""
     import torch

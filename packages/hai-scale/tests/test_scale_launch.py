@@ -95,3 +95,22 @@ def test_the_launcher_passes_every_setting_on_to_its_processes() -> None:
     fields = [f.name for f in dataclasses.fields(BNNConfig)]
     same = [name for name in fields if getattr(config, name) == getattr(defaults, name)]
     assert same == ["device"]
+
+
+@pytest.mark.parametrize(
+    ("data", "keys"), [("synthetic", ["accuracy", "ece"]), ("regression", ["rmse", "nll", "coverage"])]
+)
+def test_a_rank_without_result_file_prints_its_tasks_metrics(
+    data: str, keys: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``torchrun -m hai.scale.parallel`` (no --result-file): rank 0 prints one JSON line of metrics."""
+    import json
+
+    from hai.scale.parallel.launch import worker_main
+
+    argv = [f"--data={data}", "--hidden=4", "--epochs=1", "--samples=2", "--batch-size=64"]
+    argv.append("--eval-samples=2")
+    assert worker_main(argv) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert list(printed) == ["mode", "world_size", "loss", *keys]
+    assert printed["world_size"] == 1

@@ -10,6 +10,7 @@ with ``n`` torch CPU threads.
 from __future__ import annotations
 
 import hashlib
+import numbers
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -110,11 +111,11 @@ def torch_threads(n: int | None) -> Iterator[None]:
     if n is None:
         yield
         return
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+    if not isinstance(n, numbers.Integral) or isinstance(n, bool) or n < 1:
         raise ValueError(f"the number of threads must be a positive integer, got {n!r}")
     torch = require("torch", extra="torch")
     before = torch.get_num_threads()
-    torch.set_num_threads(n)
+    torch.set_num_threads(int(n))
     try:
         yield
     finally:

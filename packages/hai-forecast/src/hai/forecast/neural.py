@@ -74,8 +74,9 @@ def _attention(
     E, h = m.embed_dim, m.num_heads
     weight, bias = m.in_proj_weight, m.in_proj_bias
     dropout = m.dropout if m.training else 0.0
-    if memory is None and T == 1:
-        # One token attending to itself: its softmax weight is exactly 1, so the output is its value.
+    if memory is None and T == 1 and not dropout:
+        # One token attending to itself: its softmax weight is exactly 1, so the output is its value
+        # (with attention dropout that weight would be dropped or scaled: the general path below).
         return F.linear(F.linear(x, weight[2 * E :], bias[2 * E :]), m.out_proj.weight, m.out_proj.bias)
     if memory is None:
         q, k, v = F.linear(x, weight, bias).view(B, T, 3 * E).split(E, dim=-1)
@@ -126,7 +127,8 @@ def transformer_forward(t: nn.Transformer, src: torch.Tensor, tgt: torch.Tensor)
     operations rather than by arithmetic: the argument checks and fast-path probing that
     ``nn.Transformer`` runs on every call, the reshapes of 3-D linear layers (tokens stay one
     (B·T, E) matrix), and the fused attention kernel where two matrix products do (one head and
-    at most :data:`SHORT_ATTENTION` keys); a single target token's self-attention is its value.
+    at most :data:`SHORT_ATTENTION` keys); a single target token's self-attention is its value
+    (without attention dropout).
 
     >>> t = one_shot_transformer(8, 2, 1, 1, 16, 0.0).eval()
     >>> src, tgt = torch.randn(3, 5, 8), torch.randn(3, 2, 8)

@@ -83,9 +83,11 @@ def flat_parameters(net: nn.Module) -> Iterator[tuple[list[nn.Parameter], Callab
     Adam updates a single tensor with one kernel call and zeroing the gradients is one
     operation; autograd accumulates into the views in place. For a small network such as
     ReCycle's, Adam's per-tensor bookkeeping over its 43 parameters is a good part of a training
-    step's fixed cost; the update itself is the same. On exit every parameter gets its own
-    storage back (values kept, ``.grad`` None). A parameter the loss does not reach has a zero
-    gradient, as with ``zero_grad(set_to_none=False)``. Parameters of mixed dtype or device are
+    step's fixed cost; the update of every parameter the loss reaches is the same. On exit every
+    parameter gets its own storage back (values kept, ``.grad`` None). A parameter the loss does
+    not reach has a zero gradient, as with ``zero_grad(set_to_none=False)``, so Adam's weight
+    decay and moments still move it (Adam over separate tensors would skip it); ReCycle's and the
+    transformer's losses reach every parameter. Parameters of mixed dtype or device are
     yielded as they are (zeroing then sets their gradients to None).
 
     >>> net = nn.Linear(3, 2)

@@ -119,7 +119,8 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
             if args.result_file is not None:
                 write_json(args.result_file, data)
             else:
-                print(json.dumps({k: data[k] for k in ("mode", "world_size", "loss", "accuracy", "ece")}))
+                task = ("rmse", "nll", "coverage") if "rmse" in data else ("accuracy", "ece")
+                print(json.dumps({k: data[k] for k in ("mode", "world_size", "loss", *task)}))
         return 0
     except HaiError as exc:
         rank = int(os.environ.get("RANK", "0"))
