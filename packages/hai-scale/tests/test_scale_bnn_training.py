@@ -117,7 +117,30 @@ def test_augmentation_is_keyed_and_row_sliceable() -> None:
     assert out.sum() == pytest.approx(1.0, abs=1e-9)  # an inner pixel moves, nothing is lost
 
 
+@pytest.mark.parametrize("threads", [2, None])
+def test_training_runs_on_the_threads_asked_for_and_restores_the_setting(
+    threads: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hai.scale.parallel.training as training
+
+    seen: list[int] = []
+    real = training.SamplingParallel
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(torch.get_num_threads())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(training, "SamplingParallel", spy)
+    before = torch.get_num_threads()
+    train_bnn(BNNConfig(hidden=(4,), batch_size=50, max_steps=1, eval_samples=2, threads=threads), data=SMALL)
+    assert seen == [before if threads is None else threads]
+    assert torch.get_num_threads() == before
+
+
 def test_bad_configs() -> None:
+    for threads in (0, 1.5, True):
+        with pytest.raises(InputError, match="threads must be a positive integer"):
+            BNNConfig(threads=threads).validate(1)  # type: ignore[arg-type]
     with pytest.raises(InputError, match="mode 'local' runs in one process"):
         BNNConfig(mode="local").validate(2)
     with pytest.raises(InputError, match="unknown parallel mode"):

@@ -85,6 +85,7 @@ def test_the_launcher_passes_every_setting_on_to_its_processes() -> None:
         max_steps=11,
         checkpoint="/tmp/x.safetensors",
         noise_std=0.25,
+        threads=3,
     )
     parser = argparse.ArgumentParser()
     add_bnn_arguments(parser)

@@ -85,6 +85,9 @@ def add_bnn_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--dtype", default="float32", choices=("float32", "float64"), help="default float32")
     p.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads per process (default 1; 0: torch's setting)"
+    )
+    p.add_argument(
         "--timeout", type=float, default=120.0, help="process-group timeout in seconds (default 120)"
     )
 
@@ -166,6 +169,7 @@ def _args_to_argv(config: BNNConfig, timeout_s: float) -> list[str]:
         argv.append(f"--max-steps={c.max_steps}")
     if c.noise_std is not None:
         argv.append(f"--noise-std={c.noise_std!r}")
+    argv.append(f"--threads={c.threads or 0}")
     if c.checkpoint is not None:
         argv.append(f"--checkpoint={Path(c.checkpoint).resolve()}")
     return argv
