@@ -2,39 +2,23 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 
-HERE = Path(__file__).parent
 
-
-def _worker_module() -> Any:
-    spec = importlib.util.spec_from_file_location("scale_dist_worker", HERE / "scale_dist_worker.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def spawn(world: int, out: Path) -> list[dict[str, Any]]:
-    """Run scale_dist_worker.py on ``world`` processes (gloo, file:// rendezvous); their results."""
-    result: list[dict[str, Any]] = _worker_module().spawn(world, out)
+@pytest.fixture(scope="module")
+def two_ranks(tmp_path_factory: pytest.TempPathFactory, dist_worker: Any) -> list[dict[str, Any]]:
+    """scale_dist_worker.py on 2 processes (gloo, file:// rendezvous): their results."""
+    result: list[dict[str, Any]] = dist_worker.spawn(2, tmp_path_factory.mktemp("ranks"))
     return result
 
 
 @pytest.fixture(scope="module")
-def two_ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
-    return spawn(2, tmp_path_factory.mktemp("ranks"))
-
-
-@pytest.fixture(scope="module")
-def reference() -> dict[str, Any]:
-    result: dict[str, Any] = _worker_module().run_cases()
+def reference(dist_worker: Any) -> dict[str, Any]:
+    result: dict[str, Any] = dist_worker.run_cases()
     return result
 
 
@@ -76,8 +60,8 @@ def test_two_ranks_match_one_process(
 @pytest.mark.distributed
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-def test_four_ranks_match_one_process(tmp_path: Path, reference: dict[str, Any]) -> None:
-    ranks = spawn(4, tmp_path)
+def test_four_ranks_match_one_process(tmp_path: Path, reference: dict[str, Any], dist_worker: Any) -> None:
+    ranks = dist_worker.spawn(4, tmp_path)
     for case in CASES:
         assert_match(ranks, reference, case)
     assert [r["sample"]["samples"] for r in ranks] == [[0], [1], [2], [3]]

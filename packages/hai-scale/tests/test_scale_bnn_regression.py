@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -29,17 +28,6 @@ from hai.scale.models import mlp
 from hai.scale.parallel import SamplingParallel
 from hai.shared import InputError, torch_threads
 from hai.shared.cli import main
-
-HERE = Path(__file__).parent
-
-
-def _worker_module() -> Any:
-    spec = importlib.util.spec_from_file_location("scale_dist_worker", HERE / "scale_dist_worker.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_regression_metrics_match_a_reference_computation() -> None:
@@ -180,8 +168,8 @@ def test_classification_output_keeps_its_keys() -> None:
 
 @pytest.mark.distributed
 @pytest.mark.timeout(200)
-def test_two_sample_parallel_ranks_match_one_process(tmp_path: Path) -> None:
-    worker = _worker_module()
+def test_two_sample_parallel_ranks_match_one_process(tmp_path: Path, dist_worker: Any) -> None:
+    worker = dist_worker
     reference = worker.run_regression_cases()
     ranks = worker.spawn(2, tmp_path, "regression")
     for name, *_ in worker.REGRESSION_CASES:
