@@ -18,7 +18,7 @@ from hai.forecast.data import synthetic_cyclic
 from hai.forecast.datasets import load
 from hai.forecast.recycle import ReCycle
 from hai.forecast.transformer import StepTransformer
-from hai.shared import DemoContext, Figure, MissingPackageError, Section, Table, resolve_device, torch_threads
+from hai.shared import DemoContext, Figure, MissingPackageError, Section, Table, resolve_device
 
 
 def _figure(result: BacktestResult, title: str) -> Any:
@@ -61,26 +61,25 @@ def _figure(result: BacktestResult, title: str) -> Any:
 def run(context: DemoContext) -> Section:
     """Run the forecasting demo and return its report section."""
     device = str(resolve_device(context.device))
-    with torch_threads(1):  # tiny networks: one thread is fastest (the models' default too)
-        try:
-            data = load("vic_elec")
-            y, country, subdiv, label = data.y, data.country, data.subdiv, "Victoria demand (hourly, 2012)"
-        except MissingPackageError:
-            y, country, subdiv, label = (
-                synthetic_cyclic(n_cycles=150, seed=context.seed),
-                None,
-                None,
-                "synthetic",
-            )
-        cal: dict[str, Any] = {"country": country, "subdiv": subdiv}
-        train: dict[str, Any] = {"seed": context.seed, "device": device, **cal}
-        results = {
-            "seasonal naive": backtest(SeasonalNaive(**cal), y),
-            "last profile": backtest(LastProfile(**cal), y),
-            "ReCycle (last profile)": backtest(ReCycle(**train), y),
-            "ReCycle (seasonal naive)": backtest(ReCycle(baseline="seasonal_naive", **train), y),
-        }
-        transformer = StepTransformer(epochs=3, patience=None, **train).fit(y.iloc[: int(len(y) * 0.8)])
+    try:
+        data = load("vic_elec")
+        y, country, subdiv, label = data.y, data.country, data.subdiv, "Victoria demand (hourly, 2012)"
+    except MissingPackageError:
+        y, country, subdiv, label = (
+            synthetic_cyclic(n_cycles=150, seed=context.seed),
+            None,
+            None,
+            "synthetic",
+        )
+    cal: dict[str, Any] = {"country": country, "subdiv": subdiv}
+    train: dict[str, Any] = {"seed": context.seed, "device": device, **cal}
+    results = {
+        "seasonal naive": backtest(SeasonalNaive(**cal), y),
+        "last profile": backtest(LastProfile(**cal), y),
+        "ReCycle (last profile)": backtest(ReCycle(**train), y),
+        "ReCycle (seasonal naive)": backtest(ReCycle(baseline="seasonal_naive", **train), y),
+    }
+    transformer = StepTransformer(epochs=3, patience=None, **train).fit(y.iloc[: int(len(y) * 0.8)])
     recycle = results["ReCycle (last profile)"]
     recycle_epoch = float(recycle.extra["epoch_time_s"])
     ratio = transformer.epoch_time_s_ / recycle_epoch

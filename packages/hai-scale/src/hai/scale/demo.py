@@ -95,12 +95,8 @@ def bnn_part(seed: int, device: torch.device) -> dict[str, Any]:
         device="cuda" if two_gpus else "cpu",
     )
     parallel = launch(config, 2)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as each of the 2 processes had
-    try:
-        local = train_bnn(dataclasses.replace(config, mode="local", epochs=1, max_steps=20, eval_samples=2))
-    finally:
-        torch.set_num_threads(threads)
+    # One torch thread (config.threads), as each of the 2 processes had.
+    local = train_bnn(dataclasses.replace(config, mode="local", epochs=1, max_steps=20, eval_samples=2))
     return {"config": config, "parallel": parallel, "local_step_s": local.step_time_s}
 
 
