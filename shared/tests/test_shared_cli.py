@@ -158,8 +158,10 @@ def test_version_and_help(capsys):
         main(["--version"])
     assert exit_info.value.code == 0
     assert capsys.readouterr().out.strip() == f"hai {__version__}"
-    assert main([]) == 0
-    assert "info" in capsys.readouterr().out
+    assert main([]) == 2
+    err = capsys.readouterr().err
+    assert "info" in err
+    assert "a command is needed" in err
 
 
 def test_demo_with_no_domain_says_so(tmp_path: Path, monkeypatch, capsys):

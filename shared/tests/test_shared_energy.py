@@ -133,3 +133,12 @@ def test_measurement_is_filled_when_the_block_raises():
         raise RuntimeError("boom")
     assert cost.wall_s >= 0
     assert "constant" in cost.energy_j
+
+
+def test_counter_that_never_advances_is_unavailable_not_zero():
+    frozen = EnergyCounter("frozen", lambda: 42.0)
+    with measure([frozen], interval_s=0.01) as cost:
+        time.sleep(0.03)
+    assert "frozen" not in cost.energy_j
+    assert cost.unavailable["frozen"] == "counter did not advance during the measurement"
+    assert cost.total_energy_j is None

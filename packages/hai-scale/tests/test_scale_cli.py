@@ -155,8 +155,8 @@ def test_fg_quality_table_and_errors(capsys: pytest.CaptureFixture[str], tmp_pat
 
 
 def test_scale_group_without_subcommand_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["scale"]) == 0
-    out = capsys.readouterr().out
+    assert main(["scale"]) == 2
+    out = capsys.readouterr().err
     assert "fg-train" in out
     assert "fg-quality" in out
 

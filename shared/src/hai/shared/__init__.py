@@ -24,8 +24,9 @@ from hai.shared.errors import (
     InputError,
     MissingPackageError,
     NotConvergedError,
+    OutputError,
 )
-from hai.shared.files import atomic_write, write_json, write_text
+from hai.shared.files import atomic_path, atomic_write, write_json, write_text
 from hai.shared.progress import progress, set_quiet
 from hai.shared.report import Figure, Section, Table
 from hai.shared.runtime import RngStreams, available_devices, resolve_device, seed_everything, torch_threads
@@ -42,10 +43,12 @@ __all__ = [
     "Measurement",
     "MissingPackageError",
     "NotConvergedError",
+    "OutputError",
     "RngStreams",
     "Section",
     "Table",
     "__version__",
+    "atomic_path",
     "atomic_write",
     "available_devices",
     "discover_sensors",

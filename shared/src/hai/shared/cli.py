@@ -134,8 +134,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             set_quiet(True)
         handler: Handler | None = args.handler
         if handler is None:
-            args._parser.print_help()
-            return 0
+            # A group without a command did nothing: say so and fail, as argparse does.
+            group: argparse.ArgumentParser = args._parser
+            group.print_help(sys.stderr)
+            print(f"{group.prog}: error: a command is needed (one of those listed above)", file=sys.stderr)
+            return 2
         return int(handler(args) or 0)
     except HaiError as exc:
         if debug:

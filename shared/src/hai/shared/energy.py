@@ -269,7 +269,11 @@ def measure(
             sampler.join()
         for acc in accumulators:
             acc.update()
-            if acc.failure is None:
+            if acc.failure is None and acc.total <= 0.0:
+                # A counter that never moved was not measuring this work (a stub, a frozen
+                # sensor, a block shorter than its update period): 0 J would be a false reading.
+                result.unavailable[acc.source.name] = "counter did not advance during the measurement"
+            elif acc.failure is None:
                 result.energy_j[acc.source.name] = acc.total
             else:
                 result.unavailable[acc.source.name] = acc.failure

@@ -43,5 +43,9 @@ class MissingPackageError(HaiError, ImportError):
     """An optional distribution or extra that the requested feature needs is not installed."""
 
 
+class OutputError(HaiError):
+    """A result file that cannot be written: no permission, a folder in the way, a full disk."""
+
+
 class NotConvergedError(HaiError):
     """An iterative solver stopped before meeting its tolerance."""
