@@ -138,6 +138,8 @@ def load_checkpoint(
         framework = "torch" if optional("torch") is not None else "numpy"
     if framework == "torch":
         require("torch", extra="torch")
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a folder, not a file")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     from safetensors import safe_open
