@@ -171,3 +171,22 @@ def test_demo_with_no_domain_says_so(tmp_path: Path, monkeypatch, capsys):
     assert main(["demo", "--out", str(tmp_path)]) == 0
     assert "No hai domain package is installed" in capsys.readouterr().out
     assert "nothing to show" in (tmp_path / "index.html").read_text()
+
+
+def test_unopenable_file_is_one_line_and_exit_2(monkeypatch, capsys, tmp_path: Path):
+    def handler(args):
+        open(tmp_path / "missing.csv")  # noqa: SIM115 - the error is the point
+
+    import hai.shared.cli as cli_module
+
+    real = cli_module.build_parser
+
+    def parser_with_failing_info(argv=()):
+        parser = real(argv)
+        parser.set_defaults(handler=handler)
+        return parser
+
+    monkeypatch.setattr(cli_module, "build_parser", parser_with_failing_info)
+    assert main(["--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"hai: error: {tmp_path / 'missing.csv'}: No such file or directory"]

@@ -145,11 +145,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"hai: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:
+        return 0
+    except OSError as exc:
+        # A file the user named that cannot be opened (missing, a folder, no permission) is
+        # their input, not a bug; any other OS error keeps its traceback.
+        if exc.filename is None:
+            raise
+        if debug:
+            traceback.print_exc()
+        reason = exc.strerror or type(exc).__name__
+        print(f"hai: error: {exc.filename}: {reason}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("hai: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover
