@@ -8,6 +8,13 @@ parallelism, and a re-decomposition with the cut-off before the next group phase
 switch the learning rate rebounds: it restarts at ``rebound_lr`` and rises linearly to the
 base rate over ``lr_rebound_steps`` steps.
 
+Sync modes: ``full`` (the reference's: every rank rebuilds W = A·B and the full weights are
+averaged), ``with-stale`` (A and B are each averaged over all ranks, also the factor a rank
+kept frozen, then W = Ā·B̄) and ``only-learned`` (A averaged over the ranks that trained A, B
+over those that trained B). The reference also names ``only-b`` but leaves it unimplemented;
+hai refuses it rather than guess. The optimiser starts afresh at every change of
+parametrisation (the factors are new tensors of new shapes).
+
 The schedule is a pure function of the step, so every rank computes the same one and a trace
 of a run can be checked against the configuration.
 
@@ -27,7 +34,7 @@ from hai.shared import InputError
 from hai.shared.checks import nonnegative_int, positive_float, positive_int
 
 Phase = Literal["warmup", "group", "ddp"]
-SYNC_MODES = ("full", "with-stale", "only-learned", "only-b")
+SYNC_MODES = ("full", "with-stale", "only-learned")
 
 
 @dataclass(frozen=True)
@@ -40,7 +47,6 @@ class ABSchedule:
     lr_rebound_steps: int = 10
     rebound_lr: float = 1e-5
     sync_mode: str = "full"
-    reset_optimizer: bool = False
 
     def __post_init__(self) -> None:
         nonnegative_int("warmup_steps", self.warmup_steps)
@@ -48,6 +54,11 @@ class ABSchedule:
         nonnegative_int("ddp_steps_after_sync", self.ddp_steps_after_sync)
         nonnegative_int("lr_rebound_steps", self.lr_rebound_steps)
         positive_float("rebound_lr", self.rebound_lr)
+        if self.sync_mode == "only-b":
+            raise InputError(
+                "sync mode 'only-b' is not implemented",
+                hint="the reference names it without an implementation; use full, with-stale or only-learned",
+            )
         if self.sync_mode not in SYNC_MODES:
             raise InputError(f"unknown sync mode {self.sync_mode!r}", hint="one of " + ", ".join(SYNC_MODES))
 

@@ -1,0 +1,112 @@
+"""AB-training on real gloo process groups: bytes equal the analytic counts, frozen factors stay
+frozen, every rank ends with the same weights, the trace is the configured schedule."""
+
+from __future__ import annotations
+
+import pytest
+
+from hai.scale.abtrain import ABSchedule
+from hai.scale.abtrain.run import launch_ab
+from hai.scale.abtrain.trainer import ABTrainConfig
+from hai.shared import HaiError, InputError
+
+pytestmark = [pytest.mark.distributed, pytest.mark.timeout(300)]
+
+SCHEDULE = ABSchedule(warmup_steps=4, steps_between_syncs=5, ddp_steps_after_sync=2, lr_rebound_steps=2)
+SMALL = {"data": "synthetic", "hidden": (12,), "steps": 16, "batch_size": 8, "lr": 3e-3, "schedule": SCHEDULE}
+F32 = 4
+
+
+def _n_params(hidden: int = 12, features: int = 16, classes: int = 4) -> int:
+    return features * hidden + hidden + hidden * classes + classes
+
+
+@pytest.fixture(scope="module")
+def ab_run() -> list[dict]:
+    return launch_ab(ABTrainConfig(method="ab", group_size=2, **SMALL), nproc=4, timeout_s=240)
+
+
+def test_ddp_bytes_are_the_gradient_size_per_step():
+    results = launch_ab(ABTrainConfig(method="ddp", **SMALL), nproc=2, timeout_s=240)
+    for r in results:
+        assert r["comm"]["total_bytes"] == SMALL["steps"] * F32 * _n_params()
+    assert results[0]["checksum"] == results[1]["checksum"]
+
+
+def test_ab_bytes_per_phase_equal_the_analytic_counts(ab_run):
+    steps = SMALL["steps"]
+    trace = ab_run[0]["trace"]
+    n_warmup = sum(r["phase"] == "warmup" for r in trace)
+    n_group = sum(r["phase"] == "group" for r in trace)
+    n_ddp = sum(r["phase"] == "ddp" for r in trace)
+    assert (n_warmup, n_group, n_ddp) == (4, 10, 2)  # ends in a group phase: a final sync
+    assert n_warmup + n_group + n_ddp == steps
+    biases = 12 + 4
+    for result in ab_run:
+        comm = result["comm"]["bytes"]
+        assert comm["warmup"] == n_warmup * F32 * _n_params()
+        assert comm["ddp"] == n_ddp * F32 * _n_params()
+        # Group phases: only the trained factor of each layer and the biases, inside the group.
+        # The decomposition of each phase sets the ranks; every phase is 5 steps.
+        expected_group = 0
+        for record in result["ranks"]:
+            factors = sum((m if record["role"] == "A" else n) * r for _, m, n, r in record["layers"])
+            expected_group += 5 * F32 * (factors + biases)
+        assert comm["group"] == expected_group
+        # Syncs (full mode): the full weights and the biases; each decomposition agrees on the
+        # ranks with one int64 all-reduce per layer.
+        full_weights = 16 * 12 + 12 * 4
+        n_syncs = sum("sync" in r["events"] for r in trace)
+        n_svds = len(result["ranks"])
+        assert comm["sync"] == n_syncs * F32 * (full_weights + biases) + n_svds * 2 * 8
+        assert comm["final-sync"] == F32 * (full_weights + biases)
+
+
+def test_frozen_factors_never_change_and_ranks_agree(ab_run):
+    roles = [[rec["role"] for rec in r["ranks"]] for r in ab_run]
+    assert roles == [["A", "A"], ["A", "A"], ["B", "B"], ["B", "B"]]
+    assert all(rec["frozen_unchanged"] for r in ab_run for rec in r["ranks"])
+    assert len({r["checksum"] for r in ab_run}) == 1  # identical weights after the final sync
+    assert len({str(r["ranks"][0]["layers"]) for r in ab_run}) == 1  # ranks agreed everywhere
+
+
+def test_trace_is_the_configured_schedule(ab_run):
+    expected = SCHEDULE.trace(SMALL["steps"], SMALL["lr"])
+    for result in ab_run:
+        assert [(r["step"], r["phase"], r["events"]) for r in result["trace"]] == [
+            (r["step"], r["phase"], r["events"]) for r in expected
+        ]
+        assert [r["lr"] for r in result["trace"]] == pytest.approx([r["lr"] for r in expected])
+
+
+def test_powersgd_sends_less_than_ddp():
+    ddp = launch_ab(ABTrainConfig(method="ddp", **{**SMALL, "hidden": (64,)}), nproc=2, timeout_s=240)
+    psgd = launch_ab(
+        ABTrainConfig(method="powersgd", powersgd_rank=2, **{**SMALL, "hidden": (64,)}),
+        nproc=2,
+        timeout_s=240,
+    )
+    assert psgd[0]["comm"]["total_bytes"] < 0.5 * ddp[0]["comm"]["total_bytes"]
+    assert psgd[0]["checksum"] == psgd[1]["checksum"]
+
+
+def test_bad_groups_are_refused_before_any_collective():
+    with pytest.raises(InputError, match="at least two groups"):
+        launch_ab(ABTrainConfig(method="ab", group_size=2, **SMALL), nproc=2)
+    with pytest.raises(HaiError, match="does not divide"):
+        launch_ab(ABTrainConfig(method="ab", group_size=2, **SMALL), nproc=5, timeout_s=120)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"method": "lora"}, "unknown method"),
+        ({"cutoff": 1.5}, "cutoff"),
+        ({"hidden": ()}, "hidden"),
+        ({"lr": float("inf")}, "lr"),
+        ({"steps": 0}, "steps"),
+    ],
+)
+def test_bad_configs_are_refused(kwargs, message):
+    with pytest.raises(InputError, match=message):
+        ABTrainConfig(**kwargs)
