@@ -72,6 +72,8 @@ class ABTrainConfig:
             raise InputError(
                 f"unknown data set {self.data!r}", hint="one of " + ", ".join(CLASSIFICATION_DATASETS)
             )
+        if self.model == "cnn" and self.data != "digits":
+            raise InputError(f"the cnn needs image data; {self.data!r} is not", hint="use data 'digits'")
         if not self.hidden:
             raise InputError("hidden needs at least one layer width (an MLP without hidden layers is linear)")
         for width in self.hidden:
