@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         row["bytes_vs_ddp"] = row["bytes_per_rank"] / ddp["bytes_per_rank"]
         row["accuracy_minus_ddp_points"] = 100 * (row["test_accuracy"] - ddp["test_accuracy"])
     return {
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}",
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}",
         "config": {**vars(args), "out": str(args.out), "epochs": args.steps / steps_per_epoch},
         "summary": summary,
         "runs": rows,

@@ -65,7 +65,7 @@ def ab_part(seed: int = 0, *, with_figure: bool = True) -> tuple[dict[str, Any],
                 round(rs[0]["test_accuracy"], 4),
             ]
             for m, rs in results.items()
-        ],  # fmt: skip
+        ],
     )
     ab = results["ab"][0]
     summary = (
