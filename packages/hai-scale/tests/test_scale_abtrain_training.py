@@ -110,3 +110,39 @@ def test_bad_groups_are_refused_before_any_collective():
 def test_bad_configs_are_refused(kwargs, message):
     with pytest.raises(InputError, match=message):
         ABTrainConfig(**kwargs)
+
+
+_CUSTOM = """
+import sys, torch, torch.distributed as dist
+from datetime import timedelta
+from torch import nn
+from hai.scale.abtrain import ABSchedule
+from hai.scale.abtrain.trainer import ABTrainConfig, train_ab
+rank, init = int(sys.argv[1]), sys.argv[2]
+dist.init_process_group("gloo", init_method=init, rank=rank, world_size=2, timeout=timedelta(seconds=60))
+def model_fn(data):
+    head = nn.Linear(10, data.n_classes)
+    return nn.Sequential(nn.Linear(data.n_features, 10), nn.LayerNorm(10), nn.Tanh(), head)
+schedule = ABSchedule(warmup_steps=2, steps_between_syncs=3, ddp_steps_after_sync=1, lr_rebound_steps=1)
+config = ABTrainConfig(data="synthetic", steps=8, batch_size=8, schedule=schedule)
+result = train_ab(config, model_fn=model_fn)
+print(result.parameters, result.checksum, len(result.ranks[0]["layers"]), result.cost["wall_s"] > 0)
+dist.destroy_process_group()
+"""
+
+
+def test_any_torch_model_can_be_trained(tmp_path):
+    import subprocess
+    import sys
+
+    init = f"file://{tmp_path / 'init'}"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _CUSTOM, str(r), init], stdout=subprocess.PIPE, text=True)
+        for r in range(2)
+    ]
+    outs = [p.communicate(timeout=120)[0].split() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0]
+    params = 16 * 10 + 10 + 20 + 10 * 4 + 4  # two linears and the LayerNorm's weight and bias
+    assert outs[0] == outs[1]  # the same model on both ranks after the final sync
+    assert outs[0][0] == str(params)
+    assert outs[0][2:] == ["2", "True"]  # both linears factored; the LayerNorm stays

@@ -17,6 +17,7 @@ Batches: every rank draws its own batch of the training split from a generator s
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -31,7 +32,7 @@ from hai.scale.abtrain.lowrank import ABConv2d, ABLinear, LowRankSummary, to_low
 from hai.scale.abtrain.schedule import ABGroups, ABSchedule
 from hai.scale.data import CLASSIFICATION_DATASETS, ClassificationData, load_classification
 from hai.scale.models import mlp, small_cnn
-from hai.shared import InputError, RngStreams
+from hai.shared import InputError, RngStreams, measure
 from hai.shared.checks import fraction, positive_float, positive_int
 
 METHODS = ("ab", "ddp", "powersgd")
@@ -116,6 +117,7 @@ class ABResult:
     parameters: int
     wall_s: float
     checksum: float
+    cost: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -211,8 +213,18 @@ def _checksum(model: nn.Module) -> float:
     return float(sum(p.detach().double().sum() for p in model.parameters()))
 
 
-def train_ab(config: ABTrainConfig, data: ClassificationData | None = None) -> ABResult:
-    """Train on every rank of the current process group; return this rank's :class:`ABResult`."""
+def train_ab(
+    config: ABTrainConfig,
+    data: ClassificationData | None = None,
+    model_fn: Callable[[ClassificationData], nn.Module] | None = None,
+) -> ABResult:
+    """Train on every rank of the current process group; return this rank's :class:`ABResult`.
+
+    ``model_fn(data)`` builds another model than the configured MLP/CNN: any torch module whose
+    ``nn.Linear`` and ``nn.Conv2d`` layers are to be factored. It is called after seeding, so
+    every rank builds the same initial weights. Time and energy of the training are measured
+    per rank with :func:`hai.shared.measure` (``cost``).
+    """
     if not (dist.is_available() and dist.is_initialized()):
         raise InputError(
             "train_ab runs inside a torch.distributed process group", hint="use launch_ab or torchrun"
@@ -221,7 +233,7 @@ def train_ab(config: ABTrainConfig, data: ClassificationData | None = None) -> A
     groups = ABGroups.build(world, config.group_size) if config.method == "ab" else None
     data = data if data is not None else load_classification(config.data, seed=config.split_seed)
     torch.manual_seed(config.seed)  # the same initial model on every rank
-    model = _build_model(config, data)
+    model = model_fn(data) if model_fn is not None else _build_model(config, data)
     parameters = sum(p.numel() for p in model.parameters())
     # Every rank creates every group, in the same order (torch.distributed requires it).
     subgroups = [dist.new_group(list(g)) for g in groups.groups] if groups is not None else []
@@ -233,7 +245,7 @@ def train_ab(config: ABTrainConfig, data: ClassificationData | None = None) -> A
     ranks: list[dict[str, Any]] = []
     loss_fn = nn.CrossEntropyLoss()
     start = time.perf_counter()
-    with count_collectives(counter):
+    with measure() as cost, count_collectives(counter):
         net = _wrap(model, None, world, config.method, config)
         opt = _optimizer(model, config.lr)
         summary: LowRankSummary | None = None
@@ -299,4 +311,5 @@ def train_ab(config: ABTrainConfig, data: ClassificationData | None = None) -> A
         parameters=parameters,
         wall_s=wall,
         checksum=_checksum(model),
+        cost=cost.to_dict(),
     )
