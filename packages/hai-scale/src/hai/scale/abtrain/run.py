@@ -1,10 +1,9 @@
 """Run AB-training (or its DDP / PowerSGD baselines) on N local processes, or as one rank.
 
-``launch_ab(config, nproc=4)`` starts N Python processes on this machine that meet through a
-file in a private temporary folder (``file://`` rendezvous: no port is opened, so nothing
-listens on any network interface), waits for them with a timeout, and returns every rank's
-result. If a rank fails, the others are stopped and the rank's own error is raised; an
-interrupt (Ctrl-C, SIGTERM) stops every rank and removes the folder.
+``launch_ab(config, nproc=4)`` starts N Python processes on this machine through
+:func:`hai.scale.local_ranks.run_ranks` (``file://`` rendezvous: no port is opened; a failing
+rank stops the others and raises its own error; an interrupt stops every rank and removes the
+folder) and returns every rank's result.
 
 On a cluster, start the ranks with torchrun instead, which sets ``RANK``, ``WORLD_SIZE`` and
 ``MASTER_ADDR``/``MASTER_PORT``::
@@ -18,21 +17,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from hai.scale.abtrain.trainer import ABTrainConfig, train_ab
+from hai.scale.local_ranks import RankJob, rank_folder, run_ranks
 from hai.shared import HaiError, InputError, write_json
-from hai.shared.checks import positive_float, positive_int
+from hai.shared.checks import positive_int
 
 __all__ = ["launch_ab", "main"]
 
@@ -75,74 +69,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.terminate()
-    deadline = time.monotonic() + 5
-    for p in procs:
-        try:
-            p.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-
-
 def launch_ab(config: ABTrainConfig, nproc: int = 4, *, timeout_s: float = 600.0) -> list[dict[str, Any]]:
     """Train with ``nproc`` local processes; return each rank's result as a dict (rank order)."""
     nproc = positive_int("nproc", nproc, maximum=256)
-    timeout_s = positive_float("timeout", timeout_s)
     if config.method == "ab" and nproc < 2 * config.group_size:
         raise InputError(
             f"AB-training needs at least two groups: {nproc} process(es) in groups of {config.group_size}",
             hint="use more processes or a smaller group size",
         )
-    tmp = Path(tempfile.mkdtemp(prefix="hai-ab-"))
-    procs: list[subprocess.Popen[bytes]] = []
-    previous = signal.getsignal(signal.SIGTERM)
-
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    try:
-        signal.signal(signal.SIGTERM, on_term)
-    except ValueError:  # not the main thread: leave SIGTERM as it is
-        previous = None
-    try:
+    with rank_folder("hai-ab-") as tmp:
         write_json(tmp / "config.json", config.to_dict())
-        env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        for rank in range(nproc):
-            cmd = [sys.executable, "-m", "hai.scale.abtrain.run", "--config", str(tmp / "config.json")]
-            cmd += ["--out", str(tmp), "--init", f"file://{tmp / 'rendezvous'}", "--rank", str(rank)]
-            cmd += ["--world", str(nproc), "--timeout", str(min(timeout_s, 300.0))]
-            log = open(tmp / f"rank{rank}.log", "wb")  # noqa: SIM115 - closed when the process ends
-            procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env))
-            log.close()
-        deadline = time.monotonic() + timeout_s
-        while any(p.poll() is None for p in procs):
-            failed = [r for r, p in enumerate(procs) if p.returncode not in (None, 0)]
-            if failed or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
-        failed = [r for r, p in enumerate(procs) if p.returncode not in (None, 0)]
-        if failed or any(p.poll() is None for p in procs):
-            _stop(procs)
-            for rank in failed:
-                error = tmp / f"error{rank}.json"
-                if error.exists():
-                    raise HaiError(json.loads(error.read_text())["error"])
-            if failed:
-                tail = (tmp / f"rank{failed[0]}.log").read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"rank {failed[0]} of the AB-training job failed:\n{tail}")
-            raise HaiError(
-                f"the AB-training job did not finish within {timeout_s:g} s; every rank was stopped"
-            )
+
+        def command(job: RankJob, rank: int) -> list[str]:
+            args = ["-m", "hai.scale.abtrain.run", "--config", str(tmp / "config.json"), "--out", str(tmp)]
+            return [*args, *job.rank_args(rank), "--timeout", str(min(timeout_s, 300.0))]
+
+        run_ranks(tmp, nproc, command, timeout_s=timeout_s, what="AB-training job")
         return [json.loads((tmp / f"rank{r}.json").read_text()) for r in range(nproc)]
-    finally:
-        _stop(procs)
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":  # pragma: no cover
