@@ -26,14 +26,18 @@ def test_seasonal_naive_backtest_by_hand(y: pd.Series) -> None:
     np.testing.assert_array_equal(result.truth[..., 0], truth)
     np.testing.assert_array_equal(result.forecast[..., 0], naive)
     assert result.metrics["mae"] == pytest.approx(mae(truth, naive))
-    assert result.metrics["mase"] == 1.0
+    assert result.metrics["mase_day"] == 1.0
+    week = np.stack([values[o - 7 * 24 : o - 6 * 24] for o in range(960, 1200, 24)])
+    np.testing.assert_array_equal(result.reference_week[..., 0], week)  # type: ignore[index]
+    assert result.metrics["mase"] == pytest.approx(mae(truth, naive) / mae(truth, week))
     assert result.fit_cost is not None
     assert result.predict_cost.wall_s >= 0
 
 
 def test_last_profile_beats_seasonal_naive_on_weekly_data(y: pd.Series) -> None:
     result = backtest(LastProfile(), y)
-    assert result.metrics["mase"] < 0.9  # weekends are not forecast by the day before
+    assert result.metrics["mase_day"] < 0.9  # weekends are not forecast by the day before
+    assert result.reference_week is not None
     window = result.window(0)
     assert list(window.columns) == ["truth", "forecast", "seasonal_naive"]
     assert window.index[0] == result.origins[0]
@@ -51,7 +55,7 @@ def test_recycle_backtest_reports_baseline_and_costs(y: pd.Series) -> None:
     assert d["model"] == "recycle"
     assert d["epochs_run"] == 2
     assert d["fit"]["wall_s"] > 0
-    assert set(d["metrics"]) == {"mae", "rmse", "mape", "mase", "nse", "rpe"}
+    assert set(d["metrics"]) == {"mae", "rmse", "mape", "mase", "mase_day", "nse", "rpe"}
     assert "baseline" in result.window(-1).columns
 
 

@@ -128,6 +128,7 @@ def test_registry() -> None:
     assert set(BASELINES) == {
         "persistence",
         "seasonal_naive",
+        "weekly_naive",
         "last_profile",
         "same_type_mean",
         "ten_day_mean",

@@ -35,7 +35,8 @@ def test_backtest_baseline_json_and_files(capsys: pytest.CaptureFixture[str], tm
     assert data["model"] == "last_profile"
     assert data["data"] == "vic_elec"
     assert data["n_origins"] == 30
-    assert data["metrics"]["mase"] == pytest.approx(0.5072, abs=1e-3)  # beats seasonal naive on Victoria
+    assert data["metrics"]["mase_day"] == pytest.approx(0.5072, abs=1e-3)  # beats seasonal naive on Victoria
+    assert data["metrics"]["mase"] == pytest.approx(0.7418, abs=1e-3)  # over the same hour last week
     saved = json.loads((tmp_path / "backtest.json").read_text())
     assert saved["metrics"] == data["metrics"]
     assert (tmp_path / "backtest.png").read_bytes()[:4] == b"\x89PNG"

@@ -30,6 +30,7 @@ from hai.forecast.baselines import (
     SameTypeMean,
     SeasonalNaive,
     TenDayMean,
+    WeeklyNaive,
     make_baseline,
     rhp_profile,
 )
@@ -78,6 +79,7 @@ __all__ = [
     "StepTransformerNet",
     "TenDayMean",
     "TrainingResult",
+    "WeeklyNaive",
     "__version__",
     "as_frame",
     "backtest",

@@ -3,13 +3,15 @@
 ``backtest(model, y, test_fraction=0.2)`` fits ``model`` on the series before the test part
 (unless ``fit=False``), then forecasts from each whole-cycle origin inside the test part (every
 ``step_cycles`` cycles) with all data before the origin as history, and scores the forecasts
-against the truth: MAE, RMSE, MAPE, MASE (against seasonal naive on the same windows), NSE and
-relative peak error, with the training and inference cost from :func:`hai.shared.measure`.
+against the truth: MAE, RMSE, MAPE, MASE (``mase`` against the weekly naive forecast, the
+same hour seven cycles earlier, and ``mase_day`` against the day-lag seasonal naive forecast,
+both on the same windows), NSE and relative peak error, with the training and inference cost
+from :func:`hai.shared.measure`.
 
 >>> from hai.forecast import SeasonalNaive, synthetic_cyclic
 >>> result = backtest(SeasonalNaive(), synthetic_cyclic(n_cycles=30), test_fraction=0.2)
->>> result.n_origins, result.metrics["mase"]
-(6, 1.0)
+>>> result.n_origins, result.metrics["mase_day"], round(result.metrics["mase"], 3)
+(6, 1.0, 2.701)
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import numpy as np
 import pandas as pd  # type: ignore[import-untyped]
 
 from hai.forecast.base import Forecaster
-from hai.forecast.baselines import SeasonalNaive
+from hai.forecast.baselines import SeasonalNaive, WeeklyNaive
 from hai.forecast.data import as_frame
 from hai.forecast.metrics import evaluate
 from hai.forecast.neural import NeuralForecaster
@@ -37,7 +39,7 @@ class BacktestResult:
     origins: pd.DatetimeIndex  # first forecast timestamp of each window
     truth: np.ndarray
     forecast: np.ndarray
-    reference: np.ndarray  # seasonal naive, the MASE scale
+    reference: np.ndarray  # seasonal naive (lag one cycle), the scale of mase_day
     baseline: np.ndarray | None  # the model's own baseline (ReCycle), else None
     columns: list[str]
     freq: pd.Timedelta
@@ -45,6 +47,7 @@ class BacktestResult:
     predict_cost: Measurement
     n_train_steps: int
     extra: dict[str, Any] = field(default_factory=dict)
+    reference_week: np.ndarray | None = None  # weekly naive (lag seven cycles), the scale of mase
 
     @property
     def n_origins(self) -> int:
@@ -127,13 +130,16 @@ def backtest(
     truth = np.stack([values[o : o + model.horizon] for o in origins.tolist()])
     naive = SeasonalNaive(L, model.horizon_cycles, period=model.period, fill=model.fill).fit(train_input)
     reference = naive.predict_at(full_input, origins)
+    weekly = WeeklyNaive(L, model.horizon_cycles, period=model.period, fill=model.fill).fit(train_input)
+    # A week of history before the first origin: else the weekly scale is unavailable (NaN).
+    week = weekly.predict_at(full_input, origins) if split >= 7 * L else np.full_like(truth, np.nan)
     baseline = None
     if hasattr(model, "baseline_"):
         baseline = model.baseline_.predict_at(full_input, origins)
-    metrics = evaluate(truth, forecast, reference)
+    metrics = evaluate(truth, forecast, week, y_reference_day=reference)
     extra: dict[str, Any] = {}
     if baseline is not None:
-        extra["baseline_metrics"] = evaluate(truth, baseline, reference)
+        extra["baseline_metrics"] = evaluate(truth, baseline, week, y_reference_day=reference)
         with_base: Any = model  # a ReCycle: the base in use ("auto": its choice) and the scores
         extra["baseline"] = with_base.baseline_.name
         if getattr(with_base, "baseline_scores_", None):
@@ -158,4 +164,5 @@ def backtest(
         predict_cost=predict_cost,
         n_train_steps=split,
         extra=extra,
+        reference_week=week,
     )

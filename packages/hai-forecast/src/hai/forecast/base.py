@@ -20,6 +20,20 @@ from hai.forecast.data import FILL_POLICIES, as_frame, day_types
 from hai.shared import InputError, Measurement, measure
 
 
+def wall_phase(timestamp: Any, step: pd.Timedelta, cycle_length: int) -> int:
+    """Steps from the start of a cycle to ``timestamp`` on its wall clock (cycles from 1970-01-01).
+
+    For daily cycles this is the time of day in steps: 05:00 on an hourly grid is 5.
+
+    >>> wall_phase(pd.Timestamp("2024-03-01 05:00"), pd.Timedelta("1h"), 24)
+    5
+    """
+    ts = pd.Timestamp(timestamp)
+    if ts.tzinfo is not None:
+        ts = ts.tz_localize(None)
+    return int(((ts - pd.Timestamp(0)) // step) % int(cycle_length))
+
+
 def _check_positive_int(name: str, value: Any, minimum: int = 1) -> None:
     if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < minimum:
         raise InputError(f"{name} must be an integer of at least {minimum}, got {value!r}")
@@ -51,21 +65,78 @@ class Forecaster(ABC):
         self.subdiv = subdiv
         self.fill = fill
 
-    # -- parameters -----------------------------------------------------------------------
-    def get_params(self) -> dict[str, Any]:
-        """The constructor parameters and their current values."""
-        params: dict[str, Any] = {}
-        for cls in type(self).__mro__:
-            if cls is object or "__init__" not in cls.__dict__:
+    # -- parameters (scikit-learn's estimator contract, duck-typed: sklearn is not needed) --
+    @classmethod
+    def _get_param_names(cls) -> list[str]:
+        """The constructor parameter names, over the class and its bases (sklearn's name)."""
+        names: list[str] = []
+        for klass in cls.__mro__:
+            if klass is object or "__init__" not in klass.__dict__:
                 continue
-            for name in inspect.signature(cls.__dict__["__init__"]).parameters:
-                if name != "self" and name not in params and hasattr(self, name):
-                    value = getattr(self, name)
-                    params[name] = list(value) if isinstance(value, tuple) else value
-        return params
+            for name, param in inspect.signature(klass.__dict__["__init__"]).parameters.items():
+                if name == "self" or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                    continue
+                if name not in names:
+                    names.append(name)
+        return names
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor parameters and their current values (scikit-learn's ``get_params``).
+
+        The values are the objects given to the constructor (or :meth:`set_params`), unchanged,
+        so ``sklearn.base.clone`` works. No parameter is an estimator, so ``deep`` changes nothing.
+
+        >>> from hai.forecast import SameTypeMean
+        >>> SameTypeMean(k=2).get_params(deep=False)["k"]
+        2
+        """
+        del deep  # no nested estimators
+        return {name: getattr(self, name) for name in self._get_param_names() if hasattr(self, name)}
+
+    def set_params(self, **params: Any) -> Self:
+        """Set constructor parameters by name and return ``self`` (scikit-learn's ``set_params``).
+
+        An unknown name raises :class:`InputError` (a ``ValueError``, as in scikit-learn). The
+        values are checked when the model is fitted, as for the constructor.
+
+        >>> from hai.forecast import SameTypeMean
+        >>> SameTypeMean().set_params(k=4).k
+        4
+        """
+        valid = self._get_param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise InputError(
+                    f"invalid parameter {name!r} for {type(self).__name__}",
+                    hint=f"valid parameters: {', '.join(valid)}",
+                )
+            setattr(self, name, value)
+        return self
+
+    def __sklearn_tags__(self) -> Any:
+        """scikit-learn ≥ 1.6 tags: a regressor on a time series (fit takes the target only).
+
+        Called by scikit-learn only, so it imports scikit-learn only then.
+        """
+        from sklearn.utils import InputTags, RegressorTags, Tags, TargetTags
+
+        return Tags(
+            estimator_type="regressor",
+            target_tags=TargetTags(required=False, single_output=True, multi_output=True),
+            regressor_tags=RegressorTags(),
+            input_tags=InputTags(one_d_array=True, two_d_array=True, allow_nan=self.fill != "raise"),
+            requires_fit=True,
+            non_deterministic=False,
+        )
+
+    def _more_tags(self) -> dict[str, Any]:
+        """scikit-learn < 1.6 tags (the dictionary form of :meth:`__sklearn_tags__`)."""
+        return {"allow_nan": self.fill != "raise", "multioutput": True, "requires_y": False}
+
+    _estimator_type = "regressor"
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params(deep=False).items())
         return f"{type(self).__name__}({args})"
 
     @property
@@ -98,6 +169,9 @@ class Forecaster(ABC):
         self.columns_ = list(frame.columns)
         self.n_features_ = len(self.columns_)
         self.series_name_ = (y.name if y.name is not None else "y") if isinstance(y, pd.Series) else None
+        # The whole cycles that fitting uses end at the end of the series (a leading remainder is
+        # dropped); the networks learn cycles that start at this time of the cycle.
+        self.cycle_start_: pd.Timestamp = frame.index[len(frame) % int(self.cycle_length)]
         with measure() as cost:
             self._fit(frame)
         self.fit_cost_: Measurement = cost
@@ -155,7 +229,18 @@ class Forecaster(ABC):
                 f"{self.cycle_length}); got {int(positions.min())} (series of {len(frame)} steps)",
                 hint="give a longer history, or fewer history_cycles",
             )
-        return self._predict_origins(frame, positions)
+        self._check_origins(frame, positions)
+        forecast = self._predict_origins(frame, positions)
+        if not np.isfinite(forecast).all():
+            raise InputError(
+                f"the {self.name} forecast is not finite ({int((~np.isfinite(forecast)).sum())} NaN or "
+                "infinite values): the series' values or the model's weights overflow float arithmetic",
+                hint="rescale the series (e.g. kW to MW), or retrain the model",
+            )
+        return forecast
+
+    def _check_origins(self, frame: pd.DataFrame, origins: np.ndarray) -> None:  # noqa: B027
+        """Refuse origins the model cannot forecast from (the networks: not at a cycle start)."""
 
     @abstractmethod
     def _predict_origins(self, frame: pd.DataFrame, origins: np.ndarray) -> np.ndarray: ...

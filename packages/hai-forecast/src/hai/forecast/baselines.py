@@ -10,6 +10,7 @@ name              forecast of each horizon cycle                                
 ================  =====================================================================  ========
 persistence       the last observed value, repeated                                       1 cycle
 seasonal_naive    the last observed cycle (lag one cycle), repeated                       1 cycle
+weekly_naive      the cycle one week earlier (lag seven cycles; the MASE scale)           7 cycles
 last_profile      the most recent cycle of the same day type                             7 cycles
 same_type_mean    the mean of the last ``k`` cycles of the same day type (k = 3)        7·k cycles
 ten_day_mean      the mean of the last ``days`` cycles (days = 10)                       ``days``
@@ -62,6 +63,10 @@ def rhp_profile(
         return np.broadcast_to(past[-1, -1], (n_future, past.shape[1], past.shape[2])).copy()
     if method == "seasonal_naive":
         return np.broadcast_to(past[-1], (n_future, *past.shape[1:])).copy()
+    if method == "weekly_naive":
+        if n < k:
+            raise InputError(f"the weekly naive forecast needs {k} past cycles, got {n}")
+        return np.stack([past[n - k + f % k] for f in range(n_future)])
     if method == "ten_day_mean":
         return np.broadcast_to(past[-k:].mean(axis=0), (n_future, *past.shape[1:])).copy()
     if method not in ("last_profile", "same_type_mean"):
@@ -139,6 +144,26 @@ class SeasonalNaive(Baseline):
     """
 
     name = method = "seasonal_naive"
+
+
+class WeeklyNaive(Baseline):
+    """The cycle seven cycles earlier (for daily cycles: the same hour last week): MASE's scale.
+
+    >>> from hai.forecast.data import synthetic_cyclic
+    >>> y = synthetic_cyclic(n_cycles=14)
+    >>> WeeklyNaive().fit(y).predict(y).tolist() == y.iloc[-7 * 24 : -6 * 24].tolist()
+    True
+    """
+
+    name = method = "weekly_naive"
+
+    @property
+    def context_cycles(self) -> int:
+        return 7
+
+    @property
+    def _k(self) -> int:
+        return 7
 
 
 class LastProfile(Baseline):
@@ -240,6 +265,7 @@ class TenDayMean(Baseline):
 BASELINES: dict[str, type[Baseline]] = {
     "persistence": Persistence,
     "seasonal_naive": SeasonalNaive,
+    "weekly_naive": WeeklyNaive,
     "last_profile": LastProfile,
     "same_type_mean": SameTypeMean,
     "ten_day_mean": TenDayMean,

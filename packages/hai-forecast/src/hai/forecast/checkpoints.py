@@ -14,6 +14,7 @@ True
 
 from __future__ import annotations
 
+import inspect
 import os
 from typing import Any
 
@@ -28,7 +29,7 @@ from hai.forecast.neural import NeuralForecaster
 from hai.forecast.recycle import ReCycle
 from hai.forecast.training import EpochRecord
 from hai.forecast.transformer import StepTransformer
-from hai.shared import CheckpointError, load_checkpoint, resolve_device, save_checkpoint
+from hai.shared import CheckpointError, HaiError, load_checkpoint, resolve_device, save_checkpoint
 
 #: Model classes by name (``model.name``): ReCycle, the token-per-step transformer and the baselines.
 MODELS: dict[str, type[Forecaster]] = {"recycle": ReCycle, "transformer": StepTransformer, **BASELINES}
@@ -38,25 +39,27 @@ def save_model(model: Forecaster, path: str | os.PathLike[str]) -> None:
     """Write a fitted ``model`` to ``path`` (a ``.safetensors`` file), atomically."""
     model._check_fitted()
     tensors: dict[str, Any] = {"freq_ns": np.array([model.freq_.value], dtype=np.int64)}
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = {"cycle_start": str(model.cycle_start_)} if hasattr(model, "cycle_start_") else {}
     if isinstance(model, NeuralForecaster):
         tensors["scaler.offset"] = torch.as_tensor(model.scaler_.offset_)
         tensors["scaler.scale"] = torch.as_tensor(model.scaler_.scale_)
         if model.net_ is not None:
             tensors.update({f"net.{k}": v for k, v in model.net_.state_dict().items()})
-        extra = {
-            "history": [r.to_dict() for r in model.history_],
-            "best_epoch": model.best_epoch_,
-            "stopped_early": model.stopped_early_,
-            "epoch_time_s": model.epoch_time_s_,
-            "epoch_cpu_s": model.epoch_cpu_s_,
-        }
+        extra.update(
+            {
+                "history": [r.to_dict() for r in model.history_],
+                "best_epoch": model.best_epoch_,
+                "stopped_early": model.stopped_early_,
+                "epoch_time_s": model.epoch_time_s_,
+                "epoch_cpu_s": model.epoch_cpu_s_,
+            }
+        )
         if isinstance(model, ReCycle):
             extra["baseline_choice"] = model.baseline_.name  # what baseline="auto" chose
             extra["baseline_scores"] = dict(model.baseline_scores_)
     config = {
         "model": model.name,
-        "params": model.get_params(),
+        "params": model.get_params(deep=False),
         "columns": model.columns_,
         "series_name": model.series_name_,
     }
@@ -64,47 +67,188 @@ def save_model(model: Forecaster, path: str | os.PathLike[str]) -> None:
     save_checkpoint(path, tensors, config=config, seed=seed, extra=extra)
 
 
+#: Integer parameters that size a network: each must fit the weights the file holds.
+_SIZE_PARAMS = (
+    "cycle_length",
+    "history_cycles",
+    "horizon_cycles",
+    "d_model",
+    "nhead",
+    "num_encoder_layers",
+    "num_decoder_layers",
+    "dim_feedforward",
+)
+
+
 def load_model(path: str | os.PathLike[str], *, device: str | None = None) -> Forecaster:
-    """Load a model written by :func:`save_model` (onto ``device``, default: the saved one)."""
+    """Load a model written by :func:`save_model` (onto ``device``, default: the saved one).
+
+    Everything in the file is checked before it is used: the model name against
+    :data:`MODELS`, the parameters against the constructor, the time step, the columns, the
+    scaler and every weight's name, shape and dtype against the network those parameters
+    build (built first on torch's meta device, so a file that claims a huge network allocates
+    nothing). A file that fails any check raises :class:`~hai.shared.CheckpointError`.
+    """
     ckpt = load_checkpoint(path, framework="torch")
-    name = ckpt.config.get("model")
-    if name not in MODELS:
-        raise CheckpointError(f"{path} holds an unknown model {name!r}", hint=f"known: {', '.join(MODELS)}")
-    params = dict(ckpt.config.get("params") or {})
+    try:
+        return _from_checkpoint(ckpt.tensors, ckpt.config, ckpt.extra, path, device)
+    except CheckpointError:
+        raise
+    except HaiError as exc:  # a parameter the constructor's checks refuse
+        raise CheckpointError(f"{path} is not a usable hai-forecast checkpoint: {exc}") from exc
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError, RuntimeError) as exc:
+        raise CheckpointError(
+            f"{path} is not a usable hai-forecast checkpoint: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _bad(path: Any, what: str) -> CheckpointError:
+    return CheckpointError(f"{path} is not a usable hai-forecast checkpoint: {what}")
+
+
+def _from_checkpoint(
+    tensors: dict[str, Any], config: dict[str, Any], extra: dict[str, Any], path: Any, device: str | None
+) -> Forecaster:
+    name = config.get("model")
+    if not isinstance(name, str) or name not in MODELS:
+        raise CheckpointError(
+            f"{path} holds an unknown model {name!r}, not a hai-forecast model",
+            hint=f"known: {', '.join(MODELS)}",
+        )
+    raw_params = config.get("params")
+    if not isinstance(raw_params, dict):
+        raise _bad(path, "no parameter table ('params')")
+    cls = MODELS[name]
+    defaults = {
+        k: v.default
+        for k, v in inspect.signature(cls.__init__).parameters.items()
+        if v.default is not v.empty
+    }
+    for klass in cls.__mro__:  # parameters of the bases (ReCycle passes **params on)
+        if "__init__" in klass.__dict__:
+            for k, v in inspect.signature(klass.__dict__["__init__"]).parameters.items():
+                if v.default is not v.empty:
+                    defaults.setdefault(k, v.default)
+    params: dict[str, Any] = {
+        k: tuple(v) if isinstance(v, list) and isinstance(defaults.get(k), tuple) else v
+        for k, v in raw_params.items()
+    }
     if device is not None and "device" in params:
         params["device"] = device
     try:
-        model = MODELS[name](**params)
+        model = cls(**params)
     except TypeError as exc:
         raise CheckpointError(f"{path} has parameters this hai-forecast does not accept: {exc}") from exc
-    freq = pd.Timedelta(int(ckpt.tensors["freq_ns"][0]), unit="ns")
-    columns = list(ckpt.config["columns"])
-    _restore(model, freq, columns, ckpt.config.get("series_name"))
+    freq_t = tensors.get("freq_ns")
+    if freq_t is None or freq_t.dtype != torch.int64 or tuple(freq_t.shape) != (1,) or int(freq_t[0]) <= 0:
+        raise _bad(path, "no valid time step ('freq_ns': one positive int64)")
+    freq = pd.Timedelta(int(freq_t[0]), unit="ns")
+    columns = config.get("columns")
+    if not isinstance(columns, list) or not columns or not all(isinstance(c, str) for c in columns):
+        raise _bad(path, "no list of column names ('columns')")
+    series_name = config.get("series_name")
+    if series_name is not None and not isinstance(series_name, str | int | float):
+        raise _bad(path, f"a series name of type {type(series_name).__name__}")
+    if not isinstance(extra, dict):
+        raise _bad(path, "malformed extra metadata")
+    _restore(model, freq, columns, series_name)
+    if extra.get("cycle_start") is not None:
+        model.cycle_start_ = pd.Timestamp(str(extra["cycle_start"]))
     if isinstance(model, NeuralForecaster):
-        scaler = Scaler(model.scaling)
-        scaler.offset_ = ckpt.tensors["scaler.offset"].double().numpy()
-        scaler.scale_ = ckpt.tensors["scaler.scale"].double().numpy()
-        model.scaler_ = scaler
-        model.device_ = resolve_device(model.device)
-        if isinstance(model, ReCycle):
-            model.baseline_ = model._make_baseline(ckpt.extra.get("baseline_choice"))
-            model.baseline_scores_ = dict(ckpt.extra.get("baseline_scores") or {})
-            _restore(model.baseline_, freq, columns, ckpt.config.get("series_name"))
-        model.net_ = None
-        if model.uses_network:
-            net = model._build_net()
-            state = {k[4:]: v for k, v in ckpt.tensors.items() if k.startswith("net.")}
-            try:
-                net.load_state_dict(state)
-            except RuntimeError as exc:
-                raise CheckpointError(f"{path}: the weights do not fit the model: {exc}") from exc
-            model.net_ = net.to(model.device_).eval()
-        model.history_ = [EpochRecord(**r) for r in ckpt.extra.get("history", [])]
-        model.best_epoch_ = int(ckpt.extra.get("best_epoch", 0))
-        model.stopped_early_ = bool(ckpt.extra.get("stopped_early", False))
-        model.epoch_time_s_ = float(ckpt.extra.get("epoch_time_s") or float("nan"))
-        model.epoch_cpu_s_ = float(ckpt.extra.get("epoch_cpu_s") or float("nan"))
+        _restore_neural(model, tensors, extra, path, freq, columns, series_name)
+    elif any(k != "freq_ns" for k in tensors):
+        raise _bad(path, f"a {name} baseline has no weights, the file holds {', '.join(sorted(tensors))}")
     return model
+
+
+def _restore_neural(
+    model: NeuralForecaster,
+    tensors: dict[str, Any],
+    extra: dict[str, Any],
+    path: Any,
+    freq: pd.Timedelta,
+    columns: list[str],
+    series_name: Any,
+) -> None:
+    n = len(columns)
+    scaler = Scaler(model.scaling)
+    for part in ("offset", "scale"):
+        t = tensors.get(f"scaler.{part}")
+        if t is None or not t.dtype.is_floating_point or tuple(t.shape) != (n,):
+            raise _bad(path, f"'scaler.{part}' must be {n} floating-point value(s), one per column")
+        values = t.double().numpy()
+        if not np.isfinite(values).all() or (part == "scale" and not (values > 0).all()):
+            raise _bad(
+                path,
+                f"'scaler.{part}' holds values that are not finite"
+                + (" and positive" if part == "scale" else ""),
+            )
+        setattr(scaler, f"{part}_", values)
+    model.scaler_ = scaler
+    model.device_ = resolve_device(model.device)
+    if isinstance(model, ReCycle):
+        choice = extra.get("baseline_choice")
+        if choice is not None and choice not in BASELINES:
+            raise _bad(path, f"an unknown baseline {choice!r}")
+        model.baseline_ = model._make_baseline(choice)
+        scores = extra.get("baseline_scores") or {}
+        if not isinstance(scores, dict):
+            raise _bad(path, "malformed baseline scores")
+        model.baseline_scores_ = {str(k): float(v) for k, v in scores.items()}
+        _restore(model.baseline_, freq, columns, series_name)
+    weights = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
+    unexpected = sorted(
+        k
+        for k in tensors
+        if k not in ("freq_ns", "scaler.offset", "scaler.scale") and not k.startswith("net.")
+    )
+    if unexpected:
+        raise _bad(path, f"tensors this model does not have: {', '.join(unexpected[:5])}")
+    model.net_ = None
+    if model.uses_network:
+        _check_sizes(model, weights, path)
+        with torch.device("meta"):  # the shapes the parameters imply, without allocating them
+            expected = model._build_net().state_dict()
+        missing = sorted(set(expected) - set(weights))
+        surplus = sorted(set(weights) - set(expected))
+        if missing or surplus:
+            detail = (f"missing {', '.join(missing[:5])}" if missing else "") + (
+                f"{'; ' if missing else ''}unexpected {', '.join(surplus[:5])}" if surplus else ""
+            )
+            raise _bad(path, f"the weights do not match a {model.name} network: {detail}")
+        for key, want in expected.items():
+            got = weights[key]
+            if tuple(got.shape) != tuple(want.shape) or got.dtype != want.dtype:
+                raise _bad(
+                    path,
+                    f"weight {key!r} is {got.dtype} {tuple(got.shape)}; the model's parameters need "
+                    f"{want.dtype} {tuple(want.shape)}",
+                )
+            if got.dtype.is_floating_point and not torch.isfinite(got).all():
+                raise _bad(path, f"weight {key!r} holds NaN or infinite values")
+        net = model._build_net()
+        net.load_state_dict(weights)
+        model.net_ = net.to(model.device_).eval()
+    elif weights:
+        raise _bad(path, "a model without a network, but the file holds network weights")
+    history = extra.get("history") or []
+    if not isinstance(history, list) or not all(isinstance(r, dict) for r in history):
+        raise _bad(path, "a malformed training history")
+    model.history_ = [EpochRecord(**r) for r in history]
+    model.best_epoch_ = int(extra.get("best_epoch", 0))
+    model.stopped_early_ = bool(extra.get("stopped_early", False))
+    model.epoch_time_s_ = float(extra.get("epoch_time_s") or float("nan"))
+    model.epoch_cpu_s_ = float(extra.get("epoch_cpu_s") or float("nan"))
+
+
+def _check_sizes(model: NeuralForecaster, weights: dict[str, Any], path: Any) -> None:
+    """Every size parameter is bounded by the weights in the file (before any network is built)."""
+    total = sum(int(t.numel()) for t in weights.values())
+    for key in _SIZE_PARAMS:
+        value = getattr(model, key)
+        limit = len(weights) if key.startswith("num_") else total
+        if int(value) > max(limit, 1):
+            raise _bad(path, f"{key}={value} is larger than the {total} weights in the file could hold")
 
 
 def _restore(model: Forecaster, freq: pd.Timedelta, columns: list[str], series_name: Any) -> None:

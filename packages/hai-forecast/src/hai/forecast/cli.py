@@ -7,10 +7,13 @@ the forecast / baseline / truth figure where asked.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from pathlib import Path
 from typing import Any
 
+from hai.shared import InputError, MissingPackageError, OutputError, atomic_path
+from hai.shared.checks import arg_nonnegative_int, arg_positive_float, arg_positive_int
 from hai.shared.cli import print_json
 
 MODEL_CHOICES = (
@@ -18,6 +21,7 @@ MODEL_CHOICES = (
     "transformer",
     "persistence",
     "seasonal_naive",
+    "weekly_naive",
     "last_profile",
     "same_type_mean",
     "ten_day_mean",
@@ -30,9 +34,32 @@ def _load_data(spec: str, args: argparse.Namespace) -> tuple[Any, str | None, st
     from hai.forecast.datasets import load
 
     if spec.endswith(".csv") or os.path.isfile(spec):
-        frame = read_csv(spec, fill=args.fill)
+        time_column: str | int = args.time_column
+        if isinstance(time_column, str) and time_column.isdigit():
+            time_column = int(time_column)
+        kwargs: dict[str, Any] = {"sep": args.sep} if args.sep is not None else {}
+        if args.decimal is not None:
+            kwargs["decimal"] = args.decimal
+        frame = read_csv(
+            spec, time_column=time_column, columns=args.value_column, fill=args.fill, tz=args.tz, **kwargs
+        )
         y: Any = frame.iloc[:, 0] if frame.shape[1] == 1 else frame
         return y, args.country, args.subdiv, Path(spec).name
+    csv_only = [
+        flag
+        for flag, value in (
+            ("--time-column", args.time_column != "0"),
+            ("--value-column", args.value_column),
+            ("--sep", args.sep),
+            ("--decimal", args.decimal),
+            ("--tz", args.tz),
+        )
+        if value
+    ]
+    if csv_only:
+        raise InputError(
+            f"{', '.join(csv_only)} apply to CSV files, and --data {spec} is a built-in data set"
+        )
     data = load(spec)
     country = args.country if args.country is not None else data.country
     subdiv = args.subdiv if args.subdiv is not None else data.subdiv
@@ -71,14 +98,55 @@ def _make_model(args: argparse.Namespace, country: str | None, subdiv: str | Non
     return make_baseline(args.model, **common)
 
 
-def _figure(window: Any, title: str, path: Path) -> Path | None:
+def _plot_format(path: str | os.PathLike[str]) -> str:
+    """The figure format named by ``path``'s suffix, checked before any work is done."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
-        from matplotlib.figure import Figure as MplFigure
+        from matplotlib.backend_bases import FigureCanvasBase
     except ImportError:
-        return None
+        raise MissingPackageError(
+            f"writing the figure {path} needs matplotlib, which is not installed",
+            hint="pip install 'hai-forecast[demo]', or leave out the figure",
+        ) from None
+    suffix = Path(path).suffix.lower().lstrip(".") or "png"
+    supported = FigureCanvasBase.get_supported_filetypes()
+    if suffix not in supported:
+        raise InputError(
+            f"cannot write a figure as {path}: matplotlib does not know the format {suffix!r}",
+            hint=f"use one of {', '.join(sorted(supported))}",
+        )
+    return suffix
+
+
+def _check_output(path: str | os.PathLike[str]) -> None:
+    """Refuse an output path that cannot be a file before training for minutes."""
+    target = Path(path)
+    if target.is_dir():
+        raise OutputError(f"cannot write {target}: it is a folder", hint="give a file name, not a folder")
+    for parent in target.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise OutputError(f"cannot write {target}: {parent} is a file, not a folder")
+            if not os.access(parent, os.W_OK):
+                raise OutputError(f"cannot write {target}: permission denied in {parent}")
+            break
+
+
+def _check_out_folder(path: str | os.PathLike[str]) -> None:
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"cannot write into {folder}: it is a file, not a folder", hint="give a folder")
+    for name in ("backtest.json", "backtest.png"):
+        _check_output(folder / name)
+
+
+def _figure(window: Any, title: str, path: Path) -> Path:
+    """Draw ``window``'s columns and write the figure to ``path`` atomically."""
+    fmt = _plot_format(path)
+    from matplotlib.figure import Figure as MplFigure
+
     fig = MplFigure(figsize=(9, 3.6))
     ax = fig.subplots()
     styles = {
@@ -87,7 +155,19 @@ def _figure(window: Any, title: str, path: Path) -> Path | None:
         "baseline": ("C1", "--"),
         "seasonal_naive": ("C2", ":"),
     }
+    quantiles = [c for c in window.columns if str(c).startswith("q")]
+    if len(quantiles) >= 2:
+        ax.fill_between(
+            window.index,
+            window[quantiles[0]],
+            window[quantiles[-1]],
+            color="C0",
+            alpha=0.2,
+            label=f"{quantiles[0]}–{quantiles[-1]}",
+        )
     for column in window.columns:
+        if column in quantiles:
+            continue
         color, line = styles.get(column, ("C3", "-"))
         ax.plot(window.index, window[column], color=color, linestyle=line, label=column.replace("_", " "))
     ax.set_title(title)
@@ -95,17 +175,35 @@ def _figure(window: Any, title: str, path: Path) -> Path | None:
     ax.legend()
     fig.autofmt_xdate()
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format=fmt)
     return path
+
+
+def _test_fraction(args: argparse.Namespace, *, allow_zero: bool) -> float:
+    value = args.test_fraction
+    low_ok = value >= 0 if allow_zero else value > 0
+    if not (math.isfinite(value) and low_ok and value < 1):
+        allowed = "in [0, 1) (0 trains on the whole series)" if allow_zero else "strictly between 0 and 1"
+        raise InputError(f"--test-fraction must be a number {allowed}, got {value}")
+    return float(value)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from hai.forecast import save_model
 
+    test_fraction = _test_fraction(args, allow_zero=True)
+    _check_output(args.out)
     y, country, subdiv, label = _load_data(args.data, args)
     n_cycles = len(y) // args.cycle_length
-    n_train = (n_cycles - max(1, round(n_cycles * args.test_fraction))) * args.cycle_length
+    n_test = 0 if test_fraction == 0 else max(1, round(n_cycles * test_fraction))
+    if n_cycles - n_test < 1:
+        raise InputError(
+            f"the series has {n_cycles} whole cycles of {args.cycle_length} steps: nothing is left to train "
+            f"on after holding out {n_test}",
+            hint="give a longer series or a smaller --test-fraction",
+        )
+    n_train = (n_cycles - n_test) * args.cycle_length
     train = y.iloc[len(y) % args.cycle_length :].iloc[:n_train]
     model = _make_model(args, country, subdiv).fit(train)
     save_model(model, args.out)
@@ -143,17 +241,20 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     from hai.forecast import backtest
     from hai.shared import write_json
 
+    test_fraction = _test_fraction(args, allow_zero=False)
+    if args.out:
+        _check_out_folder(args.out)
+        _plot_format("backtest.png")
     y, country, subdiv, label = _load_data(args.data, args)
     model = _make_model(args, country, subdiv)
-    result = backtest(model, y, test_fraction=args.test_fraction)
+    result = backtest(model, y, test_fraction=test_fraction)
     summary = {"data": label, **result.to_dict()}
     files: dict[str, str] = {}
     if args.out:
         out = Path(args.out)
         files["json"] = str(write_json(out / "backtest.json", summary))
         png = _figure(result.window(-1), f"{model.name} on {label}: last test window", out / "backtest.png")
-        if png is not None:
-            files["png"] = str(png)
+        files["png"] = str(png)
     if args.json:
         print_json({**summary, "files": files})
         return 0
@@ -164,12 +265,13 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     rows = [("model", result.metrics)]
     if "baseline_metrics" in result.extra:
         rows.append((f"baseline ({result.extra['baseline']})", result.extra["baseline_metrics"]))
-    print(f"{'':<28} {'MAE':>10} {'RMSE':>10} {'MAPE %':>8} {'MASE':>6} {'NSE':>6} {'RPE':>6}")
+    print(f"{'':<28} {'MAE':>10} {'RMSE':>10} {'MAPE %':>8} {'MASE':>6} {'MASE-d':>6} {'NSE':>6} {'RPE':>6}")
     for name, m in rows:
         print(
             f"{name:<28} {m['mae']:>10.4g} {m['rmse']:>10.4g} {m['mape']:>8.2f} {m['mase']:>6.3f} "
-            f"{m['nse']:>6.3f} {m['rpe']:>6.3f}"
+            f"{m['mase_day']:>6.3f} {m['nse']:>6.3f} {m['rpe']:>6.3f}"
         )
+    print("MASE: over the weekly naive forecast (same hour last week); MASE-d: over the day before")
     if result.fit_cost is not None:
         energy = result.fit_cost.total_energy_j
         print(
@@ -182,9 +284,21 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from hai.forecast import load_model
+    from hai.forecast import NeuralForecaster, load_model
 
+    for path in (args.out, args.plot):
+        if path:
+            _check_output(path)
+    if args.plot:
+        _plot_format(args.plot)
     model = load_model(args.checkpoint, device=args.device)
+    if args.quantiles and not (isinstance(model, NeuralForecaster) and model.loss == "quantile"):
+        raise InputError(
+            f"--quantiles needs a model trained with --loss quantile; {args.checkpoint} holds a "
+            f"{model.name} trained with "
+            + (f"loss {model.loss!r}" if isinstance(model, NeuralForecaster) else "no loss"),
+            hint="train with `hai forecast train --loss quantile`",
+        )
     y, _, _, label = _load_data(args.data, args)
     forecast = model.predict(y)
     frame = (
@@ -192,12 +306,16 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     )
     if hasattr(model, "baseline_") and frame.shape[1] == 1:
         frame["baseline"] = model.baseline_.predict(y).to_numpy()
+    quantiles = None
+    if args.quantiles:
+        assert isinstance(model, NeuralForecaster)
+        quantiles = model.predict_quantiles(y)
+        frame = frame.join(quantiles)
     files: dict[str, str] = {}
     if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        frame.to_csv(out, index_label="time")
-        files["csv"] = str(out)
+        with atomic_path(args.out) as tmp:
+            frame.to_csv(tmp, index_label="time")
+        files["csv"] = str(args.out)
     if args.plot:
         import pandas as pd  # type: ignore[import-untyped]
 
@@ -205,19 +323,21 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         recent = (
             recent.to_frame("truth") if recent.ndim == 1 else recent.iloc[:, :1].set_axis(["truth"], axis=1)
         )
-        png = _figure(pd.concat([recent, frame]), f"{model.name} forecast after {label}", Path(args.plot))
-        if png is not None:
-            files["png"] = str(png)
-    if args.json:
-        print_json(
-            {
-                "model": model.name,
-                "start": str(frame.index[0]),
-                "end": str(frame.index[-1]),
-                "forecast": {str(k): v for k, v in frame.iloc[:, 0].items()},
-                "files": files,
-            }
+        files["png"] = str(
+            _figure(pd.concat([recent, frame]), f"{model.name} forecast after {label}", Path(args.plot))
         )
+    if args.json:
+        document: dict[str, Any] = {
+            "model": model.name,
+            "start": str(frame.index[0]),
+            "end": str(frame.index[-1]),
+            "forecast": {str(k): v for k, v in frame.iloc[:, 0].items()},
+        }
+        if quantiles is not None:
+            document["quantiles"] = {
+                str(c): {str(k): v for k, v in quantiles[c].items()} for c in quantiles.columns
+            }
+        print_json({**document, "files": files})
         return 0
     print(frame.to_string())
     for kind, path in files.items():
@@ -236,6 +356,25 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--fill", default="raise", choices=("raise", "interpolate", "ffill"), help="gaps/NaNs (default raise)"
     )
+    p.add_argument(
+        "--time-column",
+        default="0",
+        help="CSV: the timestamp column, a name or a number (default 0, the first)",
+    )
+    p.add_argument(
+        "--value-column",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="CSV: a column to forecast (repeat for several; default: every numeric column)",
+    )
+    p.add_argument("--sep", default=None, help="CSV: the field separator (default ,)")
+    p.add_argument("--decimal", default=None, help="CSV: the decimal mark (default .)")
+    p.add_argument(
+        "--tz",
+        default=None,
+        help="CSV: the time zone of the timestamps (default: timestamps with UTC offsets become UTC)",
+    )
 
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
@@ -251,29 +390,59 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-network", action="store_true", help="ReCycle without its network: the baseline alone"
     )
-    p.add_argument("--cycle-length", type=int, default=24, help="steps per cycle (default 24)")
-    p.add_argument("--history-cycles", type=int, default=7, help="cycles of history (default 7)")
-    p.add_argument("--horizon-cycles", type=int, default=1, help="cycles forecast (default 1)")
-    p.add_argument("--d-model", type=int, default=32, help="token width (default 32)")
-    p.add_argument("--nhead", type=int, default=1, help="attention heads (default 1)")
-    p.add_argument("--dim-feedforward", type=int, default=96, help="feed-forward width (default 96)")
+    p.add_argument(
+        "--cycle-length", type=arg_positive_int(100_000), default=24, help="steps per cycle (default 24)"
+    )
+    p.add_argument(
+        "--history-cycles", type=arg_positive_int(10_000), default=7, help="cycles of history (default 7)"
+    )
+    p.add_argument(
+        "--horizon-cycles", type=arg_positive_int(10_000), default=1, help="cycles forecast (default 1)"
+    )
+    p.add_argument("--d-model", type=arg_positive_int(8192), default=32, help="token width (default 32)")
+    p.add_argument("--nhead", type=arg_positive_int(256), default=1, help="attention heads (default 1)")
+    p.add_argument(
+        "--dim-feedforward", type=arg_positive_int(65_536), default=96, help="feed-forward width (default 96)"
+    )
     p.add_argument("--loss", default="l1", choices=("l1", "mse", "quantile"), help="default l1")
-    p.add_argument("--epochs", type=int, default=200, help="maximum epochs (default 200)")
-    p.add_argument("--patience", type=int, default=20, help="early-stopping patience (default 20)")
-    p.add_argument("--batch-size", type=int, default=32, help="default 32")
-    p.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 0.001)")
-    p.add_argument("--test-fraction", type=float, default=0.2, help="last part held out (default 0.2)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument(
+        "--epochs",
+        type=arg_positive_int(100_000),
+        default=200,
+        help="maximum epochs (default 200; the baseline alone: --no-network)",
+    )
+    p.add_argument(
+        "--patience", type=arg_positive_int(100_000), default=20, help="early-stopping patience (default 20)"
+    )
+    p.add_argument("--batch-size", type=arg_positive_int(1_000_000), default=32, help="default 32")
+    p.add_argument("--lr", type=arg_positive_float, default=1e-3, help="learning rate (default 0.001)")
+    p.add_argument(
+        "--test-fraction",
+        type=float,
+        default=0.2,
+        help="last part held out: backtest in (0, 1), train in [0, 1) with 0 training on all (default 0.2)",
+    )
+    p.add_argument("--seed", type=arg_nonnegative_int(2**32 - 1), default=0, help="random seed (default 0)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
     p.add_argument(
-        "--threads", type=int, default=1, help="torch CPU threads (default 1; 0 keeps torch's setting)"
+        "--threads",
+        type=arg_nonnegative_int(4096),
+        default=1,
+        help="torch CPU threads (default 1; 0 keeps torch's setting)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """An argparse parser whose usage errors are one line (the usage is one --help away)."""
+
+    def error(self, message: str) -> Any:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def register(parser: argparse.ArgumentParser) -> None:
     """Add the ``hai forecast`` subcommands to ``parser``."""
-    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_OneLineParser)
 
     train = sub.add_parser(
         "train",
@@ -306,6 +475,13 @@ def register(parser: argparse.ArgumentParser) -> None:
     _add_data_options(pr)
     pr.add_argument("--device", default=None, help="override the saved device")
     pr.add_argument("--out", default=None, help="write the forecast as CSV")
-    pr.add_argument("--plot", default=None, help="write a PNG of recent truth, forecast and baseline")
+    pr.add_argument(
+        "--plot", default=None, help="write a figure of recent truth, forecast and baseline (PNG, PDF, SVG …)"
+    )
+    pr.add_argument(
+        "--quantiles",
+        action="store_true",
+        help="add the quantile forecasts (q0.1, q0.5, q0.9 …) of a model trained with --loss quantile",
+    )
     pr.add_argument("--json", action="store_true", help="print one JSON object")
     pr.set_defaults(handler=_cmd_predict, _parser=pr)

@@ -26,6 +26,9 @@ from hai.shared import InputError, RngStreams
 FillPolicy = Literal["raise", "interpolate", "ffill"]
 FILL_POLICIES: tuple[str, ...] = ("raise", "interpolate", "ffill")
 
+#: The largest magnitude a series may hold: its squares (variance, RMSE) stay finite in float64.
+MAX_MAGNITUDE = 1e150
+
 #: Day types of the recent-historic-profile baselines: workday, Saturday, Sunday or holiday.
 WORKDAY, SATURDAY, SUNDAY_HOLIDAY = 0, 1, 2
 
@@ -128,8 +131,16 @@ def as_frame(y: Any, *, freq: Any = None, fill: FillPolicy = "raise", name: str 
             frame = frame.ffill().bfill()
         if frame.isna().to_numpy().any():
             raise InputError("a column has no values at all", hint="drop the empty column")
-    if not np.isfinite(frame.to_numpy()).all():
+    values = frame.to_numpy()
+    if not np.isfinite(values).all():
         raise InputError("the series contains infinite values", hint="replace them or mark them as NaN")
+    largest = float(np.abs(values).max())
+    if largest > MAX_MAGNITUDE:
+        raise InputError(
+            f"the series has values as large as {largest:.3g}: above {MAX_MAGNITUDE:g} float64 arithmetic "
+            "overflows (scaling and the error metrics square the values) and forecasts would not be finite",
+            hint="rescale the series, e.g. from W to MW",
+        )
     frame.index.freq = full.freq
     return frame
 
@@ -168,6 +179,76 @@ def resample(y: Any, rule: Any, *, how: Literal["mean", "sum", "first", "last"] 
     return out
 
 
+def _timestamps(column: pd.Series, path: str, name: str, tz: str | None) -> pd.DatetimeIndex:
+    """The time column as a DatetimeIndex; timestamps with UTC offsets become UTC (or ``tz``)."""
+    import warnings
+
+    def fail(reason: str) -> InputError:
+        parsed = pd.to_datetime(column, errors="coerce", utc=True, format="mixed")
+        bad = np.flatnonzero(parsed.isna().to_numpy())
+        where = f"; the first that is not, in row {bad[0] + 1} (line {bad[0] + 2}): {column.iloc[bad[0]]!r}"
+        return InputError(
+            f"column {name!r} of {path} does not hold timestamps{where if len(bad) else ''} ({reason})",
+            hint="name the time column with time_column= (--time-column)",
+        )
+
+    if column.isna().any():
+        row = int(np.flatnonzero(column.isna().to_numpy())[0])
+        raise InputError(
+            f"column {name!r} of {path} has an empty timestamp in row {row + 1} (line {row + 2})"
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pandas warns about mixed offsets and inferred formats
+            try:
+                parsed = pd.to_datetime(column)
+            except (ValueError, TypeError) as exc:
+                if "tz" not in str(exc).lower() and "offset" not in str(exc).lower():
+                    raise
+                parsed = pd.to_datetime(column, utc=True)  # offsets that change (daylight saving time)
+            if not isinstance(parsed.dtype, pd.DatetimeTZDtype) and parsed.dtype == object:
+                parsed = pd.to_datetime(column, utc=True)  # mixed offsets returned as objects
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise fail(str(exc).splitlines()[0]) from None
+    index = pd.DatetimeIndex(parsed)
+    try:
+        if index.tz is not None:
+            index = index.tz_convert(tz or "UTC")  # offsets such as +01:00/+02:00: one clock
+        elif tz is not None:
+            index = index.tz_localize(tz, ambiguous="raise", nonexistent="raise")
+    except (ValueError, TypeError, KeyError) as exc:  # unknown zone; a local time that DST repeats or skips
+        raise InputError(
+            f"cannot put the timestamps of {path} on the time zone {tz!r}: {str(exc).splitlines()[0]}",
+            hint="give timestamps with UTC offsets, or a zone name such as 'UTC' or 'Europe/Berlin'",
+        ) from None
+    return index
+
+
+def _numeric_column(column: pd.Series, path: str, name: str, *, chosen: bool) -> pd.Series | None:
+    """The column as numbers, or an error that names the first cell that is not a number.
+
+    A column without a single number (a text label) is None unless the user ``chosen`` it.
+    """
+    if pd.api.types.is_bool_dtype(column.dtype):
+        raise InputError(f"column {name!r} of {path} holds true/false values, not numbers")
+    if pd.api.types.is_numeric_dtype(column.dtype):
+        return column
+    numbers = pd.to_numeric(column, errors="coerce")
+    bad = np.flatnonzero((numbers.isna() & column.notna()).to_numpy())
+    if len(bad) and not chosen and numbers.isna().all():
+        return None  # a text column (labels, metadata): not a value column
+    if len(bad):
+        row = int(bad[0])
+        raise InputError(
+            f"column {name!r} of {path} has a value that is not a number in row {row + 1} "
+            f"(line {row + 2}): {column.iloc[row]!r}"
+            + (f", and {len(bad) - 1} more" if len(bad) > 1 else ""),
+            hint="fix or blank the cell (blank cells are gaps: fill=...), or choose the value columns "
+            "with columns=[...] (--value-column)",
+        )
+    return numbers.astype(np.float64)
+
+
 def read_csv(
     path: str | os.PathLike[str],
     *,
@@ -175,47 +256,64 @@ def read_csv(
     columns: list[str] | None = None,
     freq: Any = None,
     fill: FillPolicy = "raise",
+    tz: str | None = None,
     **read_kwargs: Any,
 ) -> pd.DataFrame:
     """Read a CSV file with a datetime column into a validated, regular DataFrame.
 
-    ``time_column`` names (or numbers) the timestamp column; ``columns`` selects targets (all
-    other numeric columns by default). Extra keyword arguments go to ``pandas.read_csv``
-    (``sep=";"``, ``decimal=","`` …).
+    ``time_column`` names (or numbers) the timestamp column; ``columns`` selects the value
+    columns (by default every other column that holds numbers; a column without a single number,
+    such as a text label, is left out). A cell that is not a number in a value column is an
+    error naming its column, row and value (blank cells are gaps, see ``fill``). Timestamps
+    with UTC offsets (``+01:00``/``+02:00`` across daylight saving time) are converted to UTC,
+    or to the zone ``tz``; naive timestamps are put on ``tz`` when it is given (a zone with
+    daylight saving time makes two days a year 23 and 25 hours long, which a cycle of fixed
+    length does not follow: prefer UTC or a fixed offset such as ``"Etc/GMT-1"``). Extra
+    keyword arguments go to ``pandas.read_csv`` (``sep=";"``,
+    ``decimal=","`` …).
 
     >>> import tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "load.csv"
     >>> _ = p.write_text("time,load\\n2024-01-01 00:00,1\\n2024-01-01 01:00,2\\n")
     >>> read_csv(p)["load"].tolist()
     [1.0, 2.0]
+    >>> _ = p.write_text("time,load\\n2024-03-31 01:00+01:00,1\\n2024-03-31 03:00+02:00,2\\n")
+    >>> [str(t) for t in read_csv(p).index]
+    ['2024-03-31 00:00:00+00:00', '2024-03-31 01:00:00+00:00']
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise InputError(f"CSV file {path} does not exist")
+        raise InputError(
+            f"CSV file {path} does not exist" + (" (it is a folder)" if os.path.isdir(path) else "")
+        )
     try:
         raw = pd.read_csv(path, **read_kwargs)
-    except (ValueError, pd.errors.ParserError) as exc:
-        raise InputError(f"cannot read {path} as CSV: {exc}") from exc
+    except (ValueError, pd.errors.ParserError) as exc:  # UnicodeDecodeError and EmptyDataError too
+        raise InputError(f"cannot read {path} as CSV: {str(exc).splitlines()[0]}") from None
+    except TypeError as exc:  # an unknown keyword for pandas.read_csv
+        raise InputError(f"cannot read {path} as CSV: {exc}") from None
+    raw.columns = [str(c) for c in raw.columns]
     if isinstance(time_column, int):
         if not 0 <= time_column < raw.shape[1]:
             raise InputError(f"{path} has no column number {time_column}")
         time_column = str(raw.columns[time_column])
     if time_column not in raw.columns:
         raise InputError(f"{path} has no column {time_column!r}", hint=f"columns: {', '.join(raw.columns)}")
-    try:
-        index = pd.DatetimeIndex(pd.to_datetime(raw[time_column]))
-    except (ValueError, TypeError) as exc:
-        raise InputError(f"column {time_column!r} of {path} does not hold timestamps: {exc}") from exc
+    index = _timestamps(raw[time_column], path, time_column, tz)
     body = raw.drop(columns=[time_column])
     if columns is not None:
         missing = [c for c in columns if c not in body.columns]
         if missing:
-            raise InputError(f"{path} has no column(s) {', '.join(missing)}")
-        body = body[columns]
-    else:
-        body = body.select_dtypes(include="number")
-        if body.shape[1] == 0:
-            raise InputError(f"{path} has no numeric column besides {time_column!r}")
+            raise InputError(
+                f"{path} has no column(s) {', '.join(missing)}", hint=f"columns: {', '.join(body.columns)}"
+            )
+        body = body[list(columns)]
+    if body.shape[1] == 0:
+        raise InputError(f"{path} has no value column besides {time_column!r}")
+    numeric = {c: _numeric_column(body[c], path, c, chosen=columns is not None) for c in body.columns}
+    body = pd.DataFrame({c: v for c, v in numeric.items() if v is not None})
+    if body.shape[1] == 0:
+        raise InputError(f"{path} has no numeric column besides {time_column!r}")
     body.index = index
     body.index.name = None
     return as_frame(body, freq=freq, fill=fill)

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hai.forecast.base import Forecaster, _check_positive_int
+from hai.forecast.base import Forecaster, _check_positive_int, wall_phase
 from hai.forecast.data import Scaler
 from hai.forecast.losses import LOSSES, LossFn, check_quantiles, make_loss
 from hai.forecast.training import Batch, EpochRecord, train_network
@@ -195,7 +195,7 @@ class NeuralForecaster(Forecaster):
         self.dim_feedforward = dim_feedforward
         self.dropout = dropout
         self.loss = loss
-        self.quantiles = tuple(quantiles)
+        self.quantiles = quantiles
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -245,6 +245,7 @@ class NeuralForecaster(Forecaster):
         for name in ("d_model", "nhead", "num_encoder_layers", "num_decoder_layers", "dim_feedforward"):
             _check_positive_int(name, getattr(self, name))
         _check_positive_int("batch_size", self.batch_size)
+        _check_positive_int("seed", self.seed, 0)
         _check_positive_int("epochs", self.epochs, 0)
         if self.patience is not None:
             _check_positive_int("patience", self.patience)
@@ -363,6 +364,32 @@ class NeuralForecaster(Forecaster):
         ...
 
     # -- prediction -----------------------------------------------------------------------
+    def _check_origins(self, frame: pd.DataFrame, origins: np.ndarray) -> None:
+        """The networks forecast from cycle starts only: the time of the cycle they were trained on.
+
+        A token is one whole cycle (ReCycle) or a step numbered within its cycle (the
+        transformer), so a history that ends elsewhere in the cycle would shift every token.
+        """
+        start = getattr(self, "cycle_start_", None)
+        if start is None or len(origins) == 0:
+            return
+        L = int(self.cycle_length)
+        trained = wall_phase(start, self.freq_, L)
+        phases = (wall_phase(frame.index[0], self.freq_, L) + origins) % L
+        bad = np.flatnonzero(phases != trained)
+        if len(bad) == 0:
+            return
+        first = int(origins[bad[0]])
+        at = frame.index[0] + first * self.freq_
+        shift = int((phases[bad[0]] - trained) % L)
+        cycle_time = pd.Timestamp(start).strftime("%H:%M")
+        raise InputError(
+            f"{self.name} forecasts from the start of a cycle only: it was trained on cycles of {L} steps "
+            f"that start at {cycle_time} (as {pd.Timestamp(start)}), and the forecast would start at {at}, "
+            f"{shift} step(s) into a cycle",
+            hint=f"end the history at a cycle start: drop its last {shift} step(s) or add {L - shift}",
+        )
+
     def _raw_quantiles(self, frame: pd.DataFrame, origins: np.ndarray) -> np.ndarray:
         """Forecasts ``(N, horizon, C, Q)`` in series units."""
         inputs, base = self._inputs(frame, origins)
@@ -397,7 +424,14 @@ class NeuralForecaster(Forecaster):
         need = self.min_history_cycles * self.cycle_length
         if len(frame) < need:
             raise InputError(f"a forecast needs at least {need} steps of history, got {len(frame)}")
-        raw = self._raw_quantiles(frame, np.array([len(frame)]))[0]
+        origin = np.array([len(frame)])
+        self._check_origins(frame, origin)
+        raw = self._raw_quantiles(frame, origin)[0]
+        if not np.isfinite(raw).all():
+            raise InputError(
+                f"the {self.name} quantile forecast is not finite (NaN or infinity)",
+                hint="rescale the series (e.g. kW to MW), or retrain the model",
+            )
         index = pd.date_range(frame.index[-1] + self.freq_, periods=self.horizon, freq=self.freq_)
         columns: dict[str, np.ndarray] = {}
         for c, name in enumerate(self.columns_):
