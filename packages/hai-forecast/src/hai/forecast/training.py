@@ -1,7 +1,8 @@
 """The training loop shared by ReCycle and the token-per-step transformer.
 
 Adam over shuffled mini-batches of pre-built window tensors, validation after every epoch,
-early stopping with ``patience`` and the best weights restored. Per-step overhead is kept low
+early stopping with ``patience`` and the best weights restored, subnormal floats flushed to zero
+on the CPU while training (:func:`flush_denormals`). Per-step overhead is kept low
 for small networks (a ReCycle step is a few hundred tiny tensor operations, each costing more
 than its arithmetic): the windows are shuffled with one gather per tensor and epoch (the
 mini-batches are then contiguous slices, i.e. views), the loss is summed on the device and read
@@ -64,6 +65,35 @@ class TrainingResult:
         """Median CPU time of a training pass (this process): what other jobs cannot inflate."""
         times = [r.train_cpu_s for r in self.history if r.epoch > 0]
         return float(statistics.median(times)) if times else float("nan")
+
+
+def flushing_denormals() -> bool:
+    """Whether this thread's CPU arithmetic flushes subnormal floats to zero now.
+
+    torch has no getter for :func:`torch.set_flush_denormal`, so this divides a normal float32
+    into the subnormal range and looks at the result.
+
+    >>> flushing_denormals() in (True, False)
+    True
+    """
+    return bool((torch.tensor([1e-37], dtype=torch.float32) / 1e4).item() == 0.0)
+
+
+@contextmanager
+def flush_denormals() -> Iterator[bool]:
+    """Flush subnormal floats to zero on the CPU while the block runs (the setting is restored).
+
+    Subnormal numbers (below 1.2e-38 in float32) take a slow path on x86 CPUs; weights and Adam
+    moments that decay towards zero late in a fit can make epochs several times slower
+    (reported for ReCycle at width 64 in issue 22). Values that small do not change a
+    forecast. Yields whether the CPU supports flushing.
+    """
+    before = flushing_denormals()
+    supported = bool(torch.set_flush_denormal(True))
+    try:
+        yield supported
+    finally:
+        torch.set_flush_denormal(before)
 
 
 def _take(batch: Batch, idx: torch.Tensor) -> Batch:
@@ -171,7 +201,7 @@ def train_network(
         best_loss = evaluate_loss(net, loss_of, validation, batch_size)
         history.append(EpochRecord(0, None, best_loss, 0.0))
     stopped_early = False
-    with flat_parameters(net) as (params, zero_grad):
+    with flush_denormals(), flat_parameters(net) as (params, zero_grad):
         optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=fused)
         for epoch in range(1, epochs + 1):
             net.train()
