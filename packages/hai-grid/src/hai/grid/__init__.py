@@ -19,9 +19,10 @@ from hai.grid.batch import BatchResult, solve_batch
 from hai.grid.cases import load_case
 from hai.grid.contingency import ContingencyResult, run_contingency
 from hai.grid.dpf import DPFSettings, dpf_solve
-from hai.grid.errors import PowerFlowNotConverged
+from hai.grid.errors import PowerFlowNotConverged, UnsafeNetworkFile
 from hai.grid.gradients import DifferentiableResult, solve_differentiable
 from hai.grid.identification import IdentificationResult, identify_line_parameters
+from hai.grid.jsonio import from_json
 from hai.grid.network import CompiledNetwork, compile_network
 from hai.grid.newton import NewtonResult, PowerFlowSystem, newton_raphson
 from hai.grid.powerflow import PowerFlowInfo, runpp
@@ -38,9 +39,11 @@ __all__ = [
     "PowerFlowInfo",
     "PowerFlowNotConverged",
     "PowerFlowSystem",
+    "UnsafeNetworkFile",
     "__version__",
     "compile_network",
     "dpf_solve",
+    "from_json",
     "identify_line_parameters",
     "load_case",
     "newton_raphson",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hai.shared import NotConvergedError
+from hai.shared import InputError, NotConvergedError
 
 
 class PowerFlowNotConverged(NotConvergedError):
@@ -12,4 +12,14 @@ class PowerFlowNotConverged(NotConvergedError):
     Traceback (most recent call last):
     ...
     hai.grid.errors.PowerFlowNotConverged: no convergence
+    """
+
+
+class UnsafeNetworkFile(InputError):
+    """A network file names a module, class or option hai does not load (nothing was imported).
+
+    >>> raise UnsafeNetworkFile("net.json: refused to load: names module 'os' (class 'system')")
+    Traceback (most recent call last):
+    ...
+    hai.grid.errors.UnsafeNetworkFile: net.json: refused to load: names module 'os' (class 'system')
     """
