@@ -7,21 +7,63 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 from typing import Any
 
-from hai.shared import atomic_write
+from hai.shared import OutputError, atomic_write
+from hai.shared.checks import arg_positive_float, arg_positive_int
 from hai.shared.cli import print_json
+
+#: Result tables whose ``pl_mw`` are the network's losses (pandapower's branch elements).
+LOSS_TABLES = ("res_line", "res_trafo", "res_trafo3w", "res_impedance", "res_dcline")
+
+
+def _check_output(path: str | None) -> None:
+    """Refuse an output path that cannot be a file before any work is done (one line, exit 2)."""
+    if not path:
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise OutputError(f"cannot write {path}: it is a folder", hint="give a file name, not a folder")
+    for parent in target.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise OutputError(f"cannot write {path}: {parent} is a file, not a folder")
+            break
 
 
 def _save_png(fig: Any, path: str) -> None:
-    with atomic_write(path, "wb") as fh:
-        fig.savefig(fh, format="png", dpi=110, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    try:
+        with atomic_write(path, "wb") as fh:
+            fig.savefig(fh, format="png", dpi=110, bbox_inches="tight")
+    finally:
+        plt.close(fig)
+
+
+def network_losses_mw(net: Any) -> float:
+    """Active power losses (MW, positive): the sum of ``pl_mw`` over every branch result table.
+
+    >>> from hai.grid import load_case, runpp
+    >>> net = load_case("case9")
+    >>> _ = runpp(net)
+    >>> round(network_losses_mw(net), 3)
+    4.955
+    """
+    total = 0.0
+    for table in LOSS_TABLES:
+        df = net.get(table) if hasattr(net, "get") else None
+        if df is not None and len(df) and "pl_mw" in df:
+            total += float(df.pl_mw.sum(skipna=True))
+    return total
 
 
 def _cmd_pf(args: argparse.Namespace) -> int:
     from hai.grid.cases import load_case
     from hai.grid.powerflow import runpp
 
+    _check_output(args.plot)
     net = load_case(args.case)
     start = time.perf_counter()
     info = runpp(
@@ -30,7 +72,7 @@ def _cmd_pf(args: argparse.Namespace) -> int:
         tolerance_mva=args.tolerance_mva,
         init=args.init,
         device=args.device,
-        max_iteration=args.max_iteration,
+        **({} if args.max_iteration is None else {"max_iteration": args.max_iteration}),
     )
     seconds = time.perf_counter() - start
     if args.plot:
@@ -38,7 +80,7 @@ def _cmd_pf(args: argparse.Namespace) -> int:
 
         _save_png(plot_power_flow(net, title=f"{args.case}: AC power flow (hai.grid)"), args.plot)
     res = net.res_bus
-    losses = float(res.p_mw.sum())
+    losses = network_losses_mw(net)
     summary = {
         "case": args.case,
         "converged": info.converged,
@@ -91,10 +133,8 @@ def _cmd_timeseries(args: argparse.Namespace) -> int:
 
     from hai.grid.cases import load_case
     from hai.grid.timeseries import run_timeseries
-    from hai.shared import InputError
 
-    if args.steps < 1:
-        raise InputError(f"--steps must be at least 1, got {args.steps}")
+    _check_output(args.plot)
     net = load_case(args.case)
     factors = np.asarray(daily_profile(args.steps))[:, None]
     load_p = factors * net.load.p_mw.to_numpy(dtype=float)[None, :]
@@ -137,6 +177,7 @@ def _cmd_n1(args: argparse.Namespace) -> int:
     from hai.grid.cases import load_case
     from hai.grid.contingency import run_contingency
 
+    _check_output(args.plot)
     net = load_case(args.case)
     start = time.perf_counter()
     result = run_contingency(net, device=args.device, screening=args.screening)
@@ -203,8 +244,18 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("case", metavar="CASE", help="pandapower case name (case118) or a pandapower .json file")
     p.add_argument("--method", default="auto", choices=["auto", "nr", "dpf", "dpf+nr"])
     p.add_argument("--init", default="auto", choices=["auto", "dc", "flat"])
-    p.add_argument("--tolerance-mva", type=float, default=1e-8, help="∞-norm mismatch tolerance (MVA)")
-    p.add_argument("--max-iteration", type=int, default=None)
+    p.add_argument(
+        "--tolerance-mva",
+        type=arg_positive_float,
+        default=1e-8,
+        help="pandapower's tolerance_mva: bound on the ∞-norm per-unit mismatch (default 1e-8, at most 0.1)",
+    )
+    p.add_argument(
+        "--max-iteration",
+        type=arg_positive_int(maximum=100_000),
+        default=None,
+        help="Newton steps (default 10, pandapower's) or first-order steps for --method dpf (1000)",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--plot", metavar="PNG", help="save the voltage profile and branch loadings")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -224,7 +275,9 @@ def register(parser: argparse.ArgumentParser) -> None:
 
     p = sub.add_parser("timeseries", help="a daily load profile on a case, warm-started step by step")
     p.add_argument("case", metavar="CASE", help="pandapower case name (case118) or a pandapower .json file")
-    p.add_argument("--steps", type=int, default=96, help="steps over one day (default 96)")
+    p.add_argument(
+        "--steps", type=arg_positive_int(maximum=100_000), default=96, help="steps over one day (default 96)"
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--plot", metavar="PNG", help="save the min/max bus voltage per step")
     p.add_argument("--json", action="store_true", help="print JSON")

@@ -73,7 +73,109 @@ class CompiledNetwork:
         return moved
 
 
-def _check_net(net: Any) -> None:
+#: Element parameters checked before pandapower sees them: (table, column, rule), in-service rows
+#: only. "positive": finite and > 0; "nonnegative": finite and ≥ 0; "finite": not NaN or infinite.
+PARAMETER_RULES: tuple[tuple[str, str, str], ...] = (
+    ("bus", "vn_kv", "positive"),
+    ("line", "length_km", "positive"),
+    ("line", "r_ohm_per_km", "finite"),  # negative in network equivalents (case145, case9241pegase)
+    ("line", "x_ohm_per_km", "finite"),
+    ("line", "c_nf_per_km", "finite"),
+    ("line", "g_us_per_km", "finite"),
+    ("line", "parallel", "positive"),
+    ("line", "df", "positive"),
+    ("trafo", "sn_mva", "positive"),
+    ("trafo", "vn_hv_kv", "positive"),
+    ("trafo", "vn_lv_kv", "positive"),
+    ("trafo", "vk_percent", "finite"),  # negative in equivalents (the rte cases); 0 refused below
+    ("trafo", "vkr_percent", "finite"),
+    ("trafo", "pfe_kw", "finite"),
+    ("trafo", "i0_percent", "finite"),
+    ("trafo", "shift_degree", "finite"),
+    ("trafo", "parallel", "positive"),
+    ("trafo3w", "sn_hv_mva", "positive"),
+    ("trafo3w", "sn_mv_mva", "positive"),
+    ("trafo3w", "sn_lv_mva", "positive"),
+    ("trafo3w", "vn_hv_kv", "positive"),
+    ("trafo3w", "vn_mv_kv", "positive"),
+    ("trafo3w", "vn_lv_kv", "positive"),
+    ("trafo3w", "vk_hv_percent", "finite"),
+    ("trafo3w", "vk_mv_percent", "finite"),
+    ("trafo3w", "vk_lv_percent", "finite"),
+    ("impedance", "rft_pu", "finite"),
+    ("impedance", "xft_pu", "finite"),
+    ("impedance", "sn_mva", "positive"),
+    ("ext_grid", "vm_pu", "positive"),
+    ("ext_grid", "va_degree", "finite"),
+    ("gen", "vm_pu", "positive"),
+    ("shunt", "p_mw", "finite"),
+    ("shunt", "q_mvar", "finite"),
+    ("shunt", "vn_kv", "positive"),
+    ("ward", "ps_mw", "finite"),
+    ("ward", "qs_mvar", "finite"),
+    ("ward", "pz_mw", "finite"),
+    ("ward", "qz_mvar", "finite"),
+    ("xward", "ps_mw", "finite"),
+    ("xward", "qs_mvar", "finite"),
+    ("xward", "r_ohm", "finite"),
+    ("xward", "x_ohm", "finite"),
+    ("xward", "vm_pu", "positive"),
+)
+_RULE_TEXT = {
+    "positive": "a finite number > 0",
+    "nonnegative": "a finite number ≥ 0",
+    "finite": "a finite number",
+}
+
+
+def _in_service(df: Any) -> Any:
+    return df[df.in_service.astype(bool)] if "in_service" in df else df
+
+
+def _check_parameters(net: Any) -> None:
+    """Refuse NaN, infinite, zero or negative parameters naming the table, column and index."""
+    for table, column, rule in PARAMETER_RULES:
+        df = net.get(table, None)
+        if df is None or column not in df or not len(df):
+            continue
+        rows = _in_service(df)
+        try:
+            values = rows[column].to_numpy(dtype=float)
+        except (TypeError, ValueError):
+            raise InputError(f"net.{table}.{column} must be numeric") from None
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(values)
+            if rule == "positive":
+                bad |= ~(values > 0)
+            elif rule == "nonnegative":
+                bad |= ~(values >= 0)
+        if bad.any():
+            first = int(np.argmax(bad))
+            more = f" ({int(bad.sum())} rows in all)" if bad.sum() > 1 else ""
+            raise InputError(
+                f"net.{table}.{column} at index {rows.index[first]} is {float(values[first])!r}; "
+                f"it must be {_RULE_TEXT[rule]}{more}"
+            )
+    for table, r_col, x_col in (
+        ("line", "r_ohm_per_km", "x_ohm_per_km"),
+        ("impedance", "rft_pu", "xft_pu"),
+        ("trafo", "vk_percent", "vk_percent"),
+    ):
+        df = net.get(table, None)
+        if df is None or not len(df) or r_col not in df or x_col not in df:
+            continue
+        rows = _in_service(df)
+        zero = (rows[r_col].to_numpy(dtype=float) == 0) & (rows[x_col].to_numpy(dtype=float) == 0)
+        if zero.any():
+            index = rows.index[int(np.argmax(zero))]
+            names = r_col if r_col == x_col else f"{r_col} = {x_col}"
+            raise InputError(
+                f"net.{table} at index {index} has zero impedance ({names} = 0)",
+                hint="model a connection without impedance as a closed bus-bus switch",
+            )
+
+
+def _check_net(net: Any, *, voltage_depend_loads: bool = True) -> None:
     if not hasattr(net, "bus") or not hasattr(net, "ext_grid"):
         raise InputError(f"expected a pandapower net, got {type(net).__name__}")
     if len(net.bus) == 0:
@@ -99,22 +201,36 @@ def _check_net(net: Any) -> None:
         for column in columns:
             values = df.loc[df.in_service, column].to_numpy(dtype=float)
             if values.size and not np.isfinite(values).all():
-                raise InputError(f"net.{table}.{column} contains NaN or infinite values")
+                first = df.index[df.in_service.to_numpy(dtype=bool)][int(np.argmax(~np.isfinite(values)))]
+                raise InputError(
+                    f"net.{table}.{column} contains NaN or infinite values (the first at index {first})"
+                )
+    _check_parameters(net)
     load = net.load[net.load.in_service]
-    for column in ("const_z_p_percent", "const_i_p_percent", "const_z_q_percent", "const_i_q_percent"):
+    columns = ("const_z_p_percent", "const_i_p_percent", "const_z_q_percent", "const_i_q_percent")
+    for column in columns if voltage_depend_loads else ():
         if column in load and (load[column].fillna(0) != 0).any():
             raise InputError(
                 f"voltage-dependent loads (net.load.{column} != 0) are not supported by hai.grid",
-                hint="set the const_z/const_i percentages to 0 or use pandapower.runpp",
+                hint="set the const_z/const_i percentages to 0, pass voltage_depend_loads=False "
+                "(constant-power loads, as pandapower then models them) or use pandapower.runpp",
             )
 
 
-def compile_network(net: Any, *, calculate_voltage_angles: bool = True) -> CompiledNetwork:
+def compile_network(
+    net: Any,
+    *,
+    calculate_voltage_angles: bool | str = True,
+    voltage_depend_loads: bool = True,
+    pp_options: dict[str, Any] | None = None,
+) -> CompiledNetwork:
     """Build the bus-branch model of ``net`` with pandapower and return it as tensors.
 
     The pandapower options are those of ``pandapower.runpp`` defaults (Newton-Raphson, T model of
-    transformers, connectivity check, no Q limits). The net's ``_ppc`` and lookups are updated
-    as ``runpp`` would update them.
+    transformers, connectivity check, no Q limits), or those in ``pp_options`` (the model-build
+    options of :func:`hai.grid.options.build_options`). ``voltage_depend_loads=False`` models
+    loads with const_z/const_i shares at constant power, as pandapower does. The net's ``_ppc``
+    and lookups are updated as ``runpp`` would update them.
 
     >>> from hai.grid.cases import load_case
     >>> compile_network(load_case("case14")).ybus.layout
@@ -127,22 +243,26 @@ def compile_network(net: Any, *, calculate_voltage_angles: bool = True) -> Compi
     from pandapower.pypower.makeYbus import makeYbus  # type: ignore[import-untyped]
     from pandapower.results import init_results  # type: ignore[import-untyped]
 
-    _check_net(net)
+    _check_net(net, voltage_depend_loads=voltage_depend_loads)
+    build = {
+        "calculate_voltage_angles": calculate_voltage_angles,
+        "trafo_model": "t",
+        "trafo_loading": "current",
+        "check_connectivity": True,
+        **(pp_options or {}),
+    }
     _init_runpp_options(
         net,
         algorithm="nr",
-        calculate_voltage_angles=calculate_voltage_angles,
         init="flat",
         max_iteration="auto",
         tolerance_mva=1e-8,
-        trafo_model="t",
-        trafo_loading="current",
         enforce_p_lims=False,
         enforce_q_lims=False,
-        check_connectivity=True,
         voltage_depend_loads=False,
-        passed_parameters={},
+        passed_parameters=None,  # net.user_pf_options are resolved by hai.grid.options, not here
         numba=False,  # results are extracted by pypower's pfsoln: no JIT compile on first use
+        **build,
     )
     net["converged"] = False
     _add_auxiliary_elements(net)

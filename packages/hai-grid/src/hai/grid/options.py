@@ -1,0 +1,190 @@
+"""pandapower's ``runpp`` options as ``hai.grid.runpp`` reads them: honoured, or refused by name.
+
+``hai.grid.runpp(net, **options)`` takes every keyword of ``pandapower.runpp`` (pandapower
+3.5) and the options stored by ``pandapower.set_user_pf_options`` (``net.user_pf_options``;
+keywords given to the call win over them, as in pandapower). Each is either honoured with
+pandapower's meaning or refused with an :class:`~hai.shared.InputError` naming it; an unknown
+keyword is refused too (pandapower would swallow a misspelt one). See :data:`OPTIONS`.
+
+>>> resolve_options({"enforce_q_lims": False, "max_iteration": "auto"})["max_iteration"]
+10
+>>> resolve_options({"enforce_q_lims": True})
+Traceback (most recent call last):
+...
+hai.shared.errors.InputError: runpp option enforce_q_lims=True is not supported by hai.grid: ...
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from hai.shared import InputError
+
+#: pandapower's ``runpp`` defaults (3.5.6), for the options hai reads.
+DEFAULTS: dict[str, Any] = {
+    "algorithm": "nr",
+    "calculate_voltage_angles": True,
+    "init": "auto",
+    "max_iteration": "auto",
+    "tolerance_mva": 1e-8,
+    "trafo_model": "t",
+    "trafo_loading": "current",
+    "enforce_p_lims": False,
+    "enforce_q_lims": False,
+    "check_connectivity": True,
+    "voltage_depend_loads": True,
+    "consider_line_temperature": False,
+    "run_control": False,
+    "distributed_slack": False,
+    "tdpf": False,
+    "tdpf_delay_s": None,
+    "tdpf_update_r_theta": True,
+    "numba": True,
+    "lightsim2grid": "auto",
+    "switch_rx_ratio": 2,
+    "delta_q": 0,
+    "trafo3w_losses": "hv",
+    "v_debug": False,
+    "init_vm_pu": None,
+    "init_va_degree": None,
+    "recycle": None,
+    "neglect_open_switch_branches": False,
+    "only_v_results": False,
+    "use_umfpack": True,
+    "permc_spec": None,
+}
+
+#: What hai does with each option (the README's table is this one).
+OPTIONS: dict[str, str] = {
+    "algorithm": 'honoured: "nr" (Newton-Raphson); other algorithms refused',
+    "calculate_voltage_angles": "honoured (True, False, 'auto'): passed to pandapower's model build",
+    "init": 'honoured: "auto", "dc", "flat", "results"; a number refused',
+    "max_iteration": 'honoured: "auto" = 10 Newton steps (pandapower\'s), or a positive integer',
+    "tolerance_mva": "honoured with pandapower's meaning: bound on the ∞-norm of the per-unit mismatch; "
+    "at most 0.1",
+    "trafo_model": 'honoured ("t", "pi"): pandapower builds the model',
+    "trafo_loading": 'honoured ("current", "power"): pandapower fills res_trafo',
+    "check_connectivity": "honoured: pandapower's connectivity check",
+    "voltage_depend_loads": "honoured: False models every load at constant power; True with "
+    "const_z/const_i loads refused",
+    "switch_rx_ratio": "honoured: passed to pandapower's model build",
+    "trafo3w_losses": "honoured: passed to pandapower's model build",
+    "neglect_open_switch_branches": "honoured: passed to pandapower's model build",
+    "numba": "accepted, no effect on results (hai does not use numba)",
+    "lightsim2grid": "accepted, no effect on results (hai's own solver runs)",
+    "use_umfpack": "accepted, no effect on results (linear solver choice)",
+    "permc_spec": "accepted, no effect on results (linear solver choice)",
+    "recycle": "accepted, no effect on results (hai rebuilds the model each call)",
+    "only_v_results": "accepted: hai fills every res_* table (a superset)",
+    "delta_q": "accepted only with enforce_q_lims=False, where it has no effect in pandapower either",
+    "tdpf_update_r_theta": "accepted only with tdpf=False, where it has no effect",
+    "enforce_q_lims": "refused when True (generator PV→PQ switching is not implemented)",
+    "enforce_p_lims": "refused when True",
+    "distributed_slack": "refused when True (slack weights are not implemented)",
+    "consider_line_temperature": "refused when True",
+    "run_control": "refused when True (hai runs no controllers)",
+    "tdpf": "refused when True",
+    "tdpf_delay_s": "refused unless None",
+    "v_debug": "refused when True",
+    "init_vm_pu": "refused unless None (use init)",
+    "init_va_degree": "refused unless None (use init)",
+}
+
+#: Options whose only accepted value is pandapower's default (the rest are refused by name).
+_ONLY_DEFAULT = (
+    "enforce_q_lims",
+    "enforce_p_lims",
+    "distributed_slack",
+    "consider_line_temperature",
+    "run_control",
+    "tdpf",
+    "tdpf_delay_s",
+    "v_debug",
+    "init_vm_pu",
+    "init_va_degree",
+)
+#: Largest ``tolerance_mva`` (per unit, pandapower's meaning) hai accepts: above it a start that
+#: is far from any solution would be reported as converged (case9 from a flat start has a
+#: 1.63 pu mismatch).
+MAX_TOLERANCE = 0.1
+NR_DEFAULT_MAX_ITERATION = 10
+
+
+def _refuse(name: str, value: Any, why: str) -> InputError:
+    return InputError(f"runpp option {name}={value!r} is not supported by hai.grid: {why}")
+
+
+def resolve_options(given: dict[str, Any], user_pf_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """pandapower's defaults, overlaid by ``user_pf_options`` and then by ``given``, checked.
+
+    Returns the full option dict (``max_iteration`` resolved to an int, ``tolerance_mva`` a
+    float); raises :class:`InputError` naming the first option that is unknown or refused.
+    """
+    user = dict(user_pf_options or {})
+    for name in list(user) + list(given):
+        if name not in DEFAULTS:
+            raise InputError(
+                f"unknown runpp option {name!r}",
+                hint="hai.grid.runpp takes the keywords of pandapower.runpp (see hai.grid.options.OPTIONS)",
+            )
+    opts = {**DEFAULTS, **user, **given}
+    source = {name: ("net.user_pf_options" if name in user and name not in given else "") for name in opts}
+
+    def refuse(name: str, why: str) -> InputError:
+        where = f" (set in {source[name]})" if source[name] else ""
+        return _refuse(name, opts[name], why + where)
+
+    for name in _ONLY_DEFAULT:
+        value = opts[name]
+        if value is not DEFAULTS[name] and value != DEFAULTS[name]:
+            raise refuse(name, OPTIONS[name].removeprefix("refused ").removeprefix("when True "))
+    if opts["algorithm"] != "nr":
+        raise refuse("algorithm", 'only "nr" (Newton-Raphson) is implemented')
+    if opts["init"] not in ("auto", "dc", "flat", "results"):
+        raise refuse("init", 'use "auto", "dc", "flat" or "results"')
+    if opts["calculate_voltage_angles"] not in (True, False, "auto"):
+        raise refuse("calculate_voltage_angles", "use True, False or 'auto'")
+    if opts["trafo_model"] not in ("t", "pi"):
+        raise refuse("trafo_model", 'use "t" or "pi"')
+    if opts["trafo_loading"] not in ("current", "power"):
+        raise refuse("trafo_loading", 'use "current" or "power"')
+    if opts["trafo3w_losses"] not in ("hv", "mv", "lv", "star"):
+        raise refuse("trafo3w_losses", 'use "hv", "mv", "lv" or "star"')
+    for name in ("check_connectivity", "voltage_depend_loads", "neglect_open_switch_branches"):
+        if not isinstance(opts[name], bool):
+            raise refuse(name, "use True or False")
+    # delta_q and tdpf_update_r_theta act only with enforce_q_lims / tdpf, both refused above
+    iterations = opts["max_iteration"]
+    if iterations == "auto" or iterations is None:  # None: hai's earlier spelling of "auto"
+        iterations = NR_DEFAULT_MAX_ITERATION
+    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
+        raise refuse("max_iteration", '"auto" or a positive integer')
+    opts["max_iteration"] = int(iterations)
+    tol = opts["tolerance_mva"]
+    if isinstance(tol, bool) or not isinstance(tol, int | float) or not math.isfinite(tol) or tol <= 0:
+        raise refuse("tolerance_mva", "must be a positive number")
+    if tol > MAX_TOLERANCE:
+        raise refuse(
+            "tolerance_mva",
+            f"above {MAX_TOLERANCE:g} (per unit mismatch, pandapower's meaning) a start far from "
+            "any solution would count as converged",
+        )
+    opts["tolerance_mva"] = float(tol)
+    switch_rx = opts["switch_rx_ratio"]
+    if isinstance(switch_rx, bool) or not isinstance(switch_rx, int | float) or not math.isfinite(switch_rx):
+        raise refuse("switch_rx_ratio", "must be a finite number")
+    return opts
+
+
+def build_options(opts: dict[str, Any]) -> dict[str, Any]:
+    """The subset of resolved options that pandapower's model build (``_init_runpp_options``) takes."""
+    return {
+        "calculate_voltage_angles": opts["calculate_voltage_angles"],
+        "trafo_model": opts["trafo_model"],
+        "trafo_loading": opts["trafo_loading"],
+        "check_connectivity": opts["check_connectivity"],
+        "switch_rx_ratio": opts["switch_rx_ratio"],
+        "trafo3w_losses": opts["trafo3w_losses"],
+        "neglect_open_switch_branches": opts["neglect_open_switch_branches"],
+    }
