@@ -64,7 +64,7 @@ class FullAttention(nn.Module):
         return out.transpose(1, 2)
 
 
-def _keep_rows(layer: nn.Linear, rows: torch.Tensor) -> nn.Linear:
+def keep_rows(layer: nn.Linear, rows: torch.Tensor) -> nn.Linear:
     new = nn.Linear(layer.in_features, len(rows), bias=layer.bias is not None)
     with torch.no_grad():
         new.weight.copy_(layer.weight[rows])
@@ -73,7 +73,7 @@ def _keep_rows(layer: nn.Linear, rows: torch.Tensor) -> nn.Linear:
     return new.to(layer.weight.device, layer.weight.dtype)
 
 
-def _keep_columns(layer: nn.Linear, columns: torch.Tensor) -> nn.Linear:
+def keep_columns(layer: nn.Linear, columns: torch.Tensor) -> nn.Linear:
     new = nn.Linear(len(columns), layer.out_features, bias=layer.bias is not None)
     with torch.no_grad():
         new.weight.copy_(layer.weight[:, columns])
@@ -114,10 +114,10 @@ class AttentionLayer(nn.Module):
         """Keep only the heads ``keep`` (indices into the current heads); the others are removed."""
         heads = torch.as_tensor(sorted(int(h) for h in keep), dtype=torch.long)
         idx = (heads[:, None] * self.d_head + torch.arange(self.d_head)[None, :]).reshape(-1)
-        self.query = _keep_rows(self.query, idx)
-        self.key = _keep_rows(self.key, idx)
-        self.value = _keep_rows(self.value, idx)
-        self.out = _keep_columns(self.out, idx)
+        self.query = keep_rows(self.query, idx)
+        self.key = keep_rows(self.key, idx)
+        self.value = keep_rows(self.value, idx)
+        self.out = keep_columns(self.out, idx)
         if hasattr(self.inner, "prune_heads"):
             self.inner.prune_heads(heads)
         self.n_heads = len(heads)
@@ -153,8 +153,8 @@ class FeedForward(nn.Module):
     def prune_hidden(self, keep: Sequence[int]) -> None:
         """Keep only the hidden channels ``keep``."""
         idx = torch.as_tensor(sorted(int(i) for i in keep), dtype=torch.long)
-        self.ff1 = _keep_rows(self.ff1, idx)
-        self.ff2 = _keep_columns(self.ff2, idx)
+        self.ff1 = keep_rows(self.ff1, idx)
+        self.ff2 = keep_columns(self.ff2, idx)
 
     def hidden_importance(self) -> torch.Tensor:
         """L1 norm of each hidden channel's weights (its ``ff1`` row and ``ff2`` column)."""
