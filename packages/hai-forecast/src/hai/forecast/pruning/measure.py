@@ -24,6 +24,7 @@ import math
 import statistics
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -34,6 +35,7 @@ from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 from hai.shared import torch_threads
 
 aten = torch.ops.aten
+Forward = Callable[[], Any]
 
 
 def _sdpa_cpu_flops(
@@ -63,12 +65,12 @@ CUSTOM_FLOPS: dict[Any, Any] = {
 }
 
 
-def count_flops(net: nn.Module, *inputs: torch.Tensor) -> tuple[int, int]:
-    """(FLOPs, of which FFT) of one no-grad eval forward ``net(*inputs)``."""
+def count_flops(net: nn.Module, forward: Forward) -> tuple[int, int]:
+    """(FLOPs, of which FFT) of one no-grad eval forward (``forward()`` runs ``net``)."""
     was = net.training
     net.eval()
     with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=CUSTOM_FLOPS) as counter:
-        net(*inputs)
+        forward()
     net.train(was)
     counts = counter.get_flop_counts().get("Global", {})
     fft = sum(int(v) for k, v in counts.items() if "fft" in str(k))
@@ -98,7 +100,7 @@ def state_dict_bytes(net: nn.Module, *, sparse: bool = False) -> int:
 
 
 def latency(
-    net: nn.Module, *inputs: torch.Tensor, warmup: int = 3, repeats: int = 20, threads: int | None = 1
+    net: nn.Module, forward: Forward, warmup: int = 3, repeats: int = 20, threads: int | None = 1
 ) -> dict[str, float]:
     """Median, min and quartiles of the wall seconds of one no-grad eval forward."""
     was = net.training
@@ -106,10 +108,10 @@ def latency(
     times = []
     with torch.no_grad(), torch_threads(threads):
         for _ in range(warmup):
-            net(*inputs)
+            forward()
         for _ in range(repeats):
             t0 = time.perf_counter()
-            net(*inputs)
+            forward()
             times.append(time.perf_counter() - t0)
     net.train(was)
     q = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
@@ -141,12 +143,17 @@ class Costs:
 
 
 def measure_costs(
-    net: nn.Module, *inputs: torch.Tensor, warmup: int = 3, repeats: int = 20, threads: int | None = 1
+    net: nn.Module,
+    forward: Forward,
+    batch_size: int,
+    warmup: int = 3,
+    repeats: int = 20,
+    threads: int | None = 1,
 ) -> Costs:
-    """Parameters, FLOPs, sizes and latency of ``net`` on ``inputs`` (one batch)."""
+    """Parameters, FLOPs, sizes and latency of ``net``; ``forward()`` runs it on one batch of ``batch_size``."""
     params = list(net.parameters())
-    flops, fft = count_flops(net, *inputs)
-    lat = latency(net, *inputs, warmup=warmup, repeats=repeats, threads=threads)
+    flops, fft = count_flops(net, forward)
+    lat = latency(net, forward, warmup=warmup, repeats=repeats, threads=threads)
     return Costs(
         parameters=sum(p.numel() for p in params),
         nonzero_parameters=sum(int((p != 0).sum()) for p in params),
@@ -158,5 +165,5 @@ def measure_costs(
         latency_min_s=lat["min_s"],
         latency_q1_s=lat["q1_s"],
         latency_q3_s=lat["q3_s"],
-        batch_size=int(inputs[0].shape[0]) if inputs else 0,
+        batch_size=int(batch_size),
     )
