@@ -237,9 +237,18 @@ def _cmd_n1(args: argparse.Namespace) -> int:
     return 0
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """An argparse parser whose usage errors are one line (the usage is one --help away)."""
+
+    def error(self, message: str) -> Any:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def register(parser: argparse.ArgumentParser) -> None:
     """Add the ``hai grid`` subcommands to ``parser``."""
-    sub = parser.add_subparsers(dest="grid_command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(
+        dest="grid_command", metavar="COMMAND", required=True, parser_class=_OneLineParser
+    )
     p = sub.add_parser("pf", help="AC power flow of a pandapower case (case118) or JSON file")
     p.add_argument("case", metavar="CASE", help="pandapower case name (case118) or a pandapower .json file")
     p.add_argument("--method", default="auto", choices=["auto", "nr", "dpf", "dpf+nr"])

@@ -306,4 +306,46 @@ def from_json(path: str | os.PathLike[str]) -> Any:
         raise InputError(f"{name} is not a readable pandapower JSON file: {message[:200]}") from None
     if not hasattr(net, "bus") or not hasattr(net, "ext_grid"):
         raise InputError(f"{name} is JSON but not a pandapower network")
+    _check_tables(net, name)
     return net
+
+
+#: Columns every pandapower network has in these tables (what hai's model build reads first).
+REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "bus": ("vn_kv", "in_service"),
+    "line": ("from_bus", "to_bus", "length_km", "r_ohm_per_km", "x_ohm_per_km", "c_nf_per_km", "in_service"),
+    "trafo": (
+        "hv_bus",
+        "lv_bus",
+        "sn_mva",
+        "vn_hv_kv",
+        "vn_lv_kv",
+        "vk_percent",
+        "vkr_percent",
+        "in_service",
+    ),
+    "ext_grid": ("bus", "vm_pu", "va_degree", "in_service"),
+    "gen": ("bus", "p_mw", "vm_pu", "in_service"),
+    "load": ("bus", "p_mw", "q_mvar", "in_service"),
+    "sgen": ("bus", "p_mw", "q_mvar", "in_service"),
+    "switch": ("bus", "element", "et", "closed"),
+}
+
+
+def _check_tables(net: Any, name: str) -> None:
+    """Every table of an empty pandapower net is a table here, with the columns hai reads."""
+    import pandapower as pp
+    import pandas as pd  # type: ignore[import-untyped]
+
+    empty = pp.create_empty_network()
+    for key, value in empty.items():
+        if isinstance(value, pd.DataFrame) and key in net and not isinstance(net[key], pd.DataFrame):
+            raise InputError(f"{name}: net.{key} is not a table ({type(net[key]).__name__})")
+    for table, columns in REQUIRED_COLUMNS.items():
+        if table not in net:
+            raise InputError(f"{name}: the network has no {table} table")
+        missing = [c for c in columns if c not in net[table].columns]
+        if missing:
+            raise InputError(f"{name}: net.{table} lacks the column(s) {', '.join(missing)}")
+    if not len(net.bus):
+        raise InputError(f"{name}: the network has no buses")
