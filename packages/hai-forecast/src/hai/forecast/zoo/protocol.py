@@ -40,8 +40,8 @@ def split(y: Any, cycle_length: int = 24) -> ProtocolSplit:
     frame = as_frame(y)
     n = len(frame)
     unit = int(cycle_length)
-    end_val = int(n * (TRAIN + VALIDATION)) // unit * unit
-    end_train = int(n * TRAIN) // unit * unit
+    end_val = round(n * (TRAIN + VALIDATION)) // unit * unit
+    end_train = round(n * TRAIN) // unit * unit
     if end_train < 2 * unit or end_val <= end_train:
         raise InputError(f"the series ({n} steps) is too short for a 7:1:2 split in cycles of {unit}")
     return ProtocolSplit(frame, frame.iloc[:end_val], end_val, (end_val - end_train) / end_val)
