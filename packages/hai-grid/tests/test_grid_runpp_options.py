@@ -164,3 +164,29 @@ def test_non_convergence_fails_fast_without_fallback() -> None:
     assert "pu)" in str(info.value)  # the mismatch it reached
     with pytest.raises(pp.LoadflowNotConverged):
         _pandapower(net)
+
+
+def test_batch_apis_read_user_pf_options() -> None:
+    """solve_batch, run_timeseries and run_contingency: no stored option is dropped quietly."""
+    net = load_case("case30")
+    pp.set_user_pf_options(net, enforce_q_lims=True)
+    p = net.load.p_mw.to_numpy()[None, :]
+    calls = {
+        "solve_batch": lambda n: hai.grid.solve_batch(n, load_p_mw=p),
+        "run_timeseries": lambda n: hai.grid.run_timeseries(n, p),
+        "run_contingency": lambda n: hai.grid.run_contingency(n, lines=[0]),
+    }
+    for call in calls.values():
+        with pytest.raises(InputError, match="enforce_q_lims"):
+            call(net)
+        stored = load_case("case30")
+        pp.set_user_pf_options(stored, tolerance_mva=1e-3)
+        with pytest.raises(InputError, match="tolerance_mva=0.001 is not read by"):
+            call(stored)
+    net = load_case("example_multivoltage")
+    pp.set_user_pf_options(net, trafo_model="pi")
+    result = hai.grid.solve_batch(net, load_p_mw=net.load.p_mw.to_numpy()[None, :])
+    ref = _pandapower(net)  # pandapower reads the stored trafo_model too
+    np.testing.assert_allclose(result.vm_pu[0].numpy(), ref.res_bus.vm_pu.to_numpy(), atol=1e-6)
+    default = _pandapower(load_case("example_multivoltage"))
+    assert np.abs(default.res_bus.vm_pu.to_numpy() - ref.res_bus.vm_pu.to_numpy()).max() > 1e-6

@@ -32,6 +32,7 @@ from scipy.sparse.csgraph import connected_components
 
 from hai.grid.network import CompiledNetwork, compile_network, degrees, injection_matrix
 from hai.grid.newton import NewtonResult, PowerFlowSystem, newton_raphson
+from hai.grid.options import compile_options
 from hai.grid.outages import Screen, solve_outages
 from hai.grid.powerflow import NR_MAX_ITERATION, _check_options, initial_voltages, previous_results, solve
 from hai.shared import InputError, resolve_device
@@ -344,7 +345,7 @@ def batch_with_screening(
     _check_options(method, init, tolerance_mva, max_iteration)
     dev = resolve_device(device)
     previous = previous_results(net) if init == "results" else None
-    compiled = compile_network(net)
+    compiled = compile_network(net, **compile_options(net, "solve_batch"))
     p = _as_matrix("load_p_mw", load_p_mw, len(net.load))
     q = _as_matrix("load_q_mvar", load_q_mvar, len(net.load))
     g = _as_matrix("sgen_p_mw", sgen_p_mw, len(net.sgen))

@@ -30,6 +30,7 @@ import torch
 
 from hai.grid.batch import _branch_rows, batch_with_screening
 from hai.grid.network import PQ, CompiledNetwork, compile_network
+from hai.grid.options import compile_options
 from hai.shared import InputError
 
 #: Branch kinds with loadings, limits and outages here.
@@ -276,7 +277,7 @@ def run_contingency(
     )
     vm = batch.vm_pu.numpy()
     va = batch.va_degree.numpy()
-    compiled = compile_network(net)
+    compiled = compile_network(net, **compile_options(net, "run_contingency"))
     loading = {
         element: _branch_loading(compiled, element, vm, va, [("none", -1), *outages]) for element in BRANCHES
     }

@@ -36,6 +36,7 @@ import torch
 from hai.grid.errors import PowerFlowNotConverged
 from hai.grid.network import CompiledNetwork, compile_network, degrees, injection_matrix
 from hai.grid.newton import PowerFlowSystem, newton_raphson
+from hai.grid.options import compile_options
 from hai.grid.powerflow import initial_voltages
 from hai.shared import InputError
 
@@ -151,7 +152,7 @@ def solve_differentiable(
     Pass tensors with ``requires_grad=True``; parameters left ``None`` keep the net's values.
     Raises :class:`PowerFlowNotConverged` when Newton-Raphson does not converge.
     """
-    compiled = compile_network(net)
+    compiled = compile_network(net, **compile_options(net, "solve_differentiable"))
     return solve_compiled(
         compiled,
         PowerFlowSystem(compiled),

@@ -35,6 +35,7 @@ import torch
 from hai.grid.gradients import line_series_change, solve_compiled
 from hai.grid.network import compile_network
 from hai.grid.newton import PowerFlowSystem
+from hai.grid.options import compile_options
 from hai.shared import InputError
 
 #: Measurement names: pandapower's ``res_bus`` and ``res_line`` columns.
@@ -158,7 +159,7 @@ class _Model:
     """The misfit as a function of the log-scaled unknown r/x."""
 
     def __init__(self, net: Any, ids: list[int], data: dict[str, np.ndarray], sigma: float) -> None:
-        self.compiled = compile_network(net)
+        self.compiled = compile_network(net, **compile_options(net, "identify_line_parameters"))
         self.system = PowerFlowSystem(self.compiled)
         self.positions = torch.as_tensor([int(net.line.index.get_loc(i)) for i in ids])
         self.r0 = torch.as_tensor(net.line.r_ohm_per_km.to_numpy(dtype=float))

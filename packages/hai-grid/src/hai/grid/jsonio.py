@@ -335,7 +335,7 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
 def _check_tables(net: Any, name: str) -> None:
     """Every table of an empty pandapower net is a table here, with the columns hai reads."""
     import pandapower as pp
-    import pandas as pd  # type: ignore[import-untyped]
+    import pandas as pd
 
     empty = pp.create_empty_network()
     for key, value in empty.items():

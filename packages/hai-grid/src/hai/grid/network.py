@@ -207,8 +207,8 @@ def _check_net(net: Any, *, voltage_depend_loads: bool = True) -> None:
                 )
     _check_parameters(net)
     load = net.load[net.load.in_service]
-    columns = ("const_z_p_percent", "const_i_p_percent", "const_z_q_percent", "const_i_q_percent")
-    for column in columns if voltage_depend_loads else ():
+    shares = ("const_z_p_percent", "const_i_p_percent", "const_z_q_percent", "const_i_q_percent")
+    for column in shares if voltage_depend_loads else ():
         if column in load and (load[column].fillna(0) != 0).any():
             raise InputError(
                 f"voltage-dependent loads (net.load.{column} != 0) are not supported by hai.grid",

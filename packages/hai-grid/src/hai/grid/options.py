@@ -188,3 +188,36 @@ def build_options(opts: dict[str, Any]) -> dict[str, Any]:
         "trafo3w_losses": opts["trafo3w_losses"],
         "neglect_open_switch_branches": opts["neglect_open_switch_branches"],
     }
+
+
+#: Options the batch APIs take as their own arguments (in MVA there), not from user_pf_options.
+_CALL_ARGUMENTS = ("tolerance_mva", "max_iteration", "init")
+
+
+def compile_options(net: Any, api: str) -> dict[str, Any]:
+    """``compile_network`` keywords for ``api`` from ``net.user_pf_options``, refused by name if not honoured.
+
+    The batch APIs (``solve_batch``, ``run_timeseries``, ``run_contingency``, gradients,
+    identification) honour the model-build options stored by ``pandapower.set_user_pf_options``
+    (``calculate_voltage_angles``, ``trafo_model``, ``trafo_loading``, ``check_connectivity``,
+    ``switch_rx_ratio``, ``trafo3w_losses``, ``neglect_open_switch_branches``,
+    ``voltage_depend_loads``) and refuse the rest as :func:`runpp` does; ``tolerance_mva``,
+    ``max_iteration`` and ``init`` are their own arguments and are refused there by name.
+
+    >>> import pandapower as pp
+    >>> from hai.grid.cases import load_case
+    >>> net = load_case("case9")
+    >>> pp.set_user_pf_options(net, trafo_model="pi")
+    >>> compile_options(net, "solve_batch")["pp_options"]["trafo_model"]
+    'pi'
+    """
+    user = net.get("user_pf_options") if hasattr(net, "get") else None
+    user = dict(user) if isinstance(user, dict) else {}
+    for name in _CALL_ARGUMENTS:
+        if name in user and user[name] != DEFAULTS[name]:
+            raise InputError(
+                f"net.user_pf_options {name}={user[name]!r} is not read by {api}",
+                hint=f"remove it from net.user_pf_options and pass {name} to {api}",
+            )
+    opts = resolve_options({}, {k: v for k, v in user.items() if k not in _CALL_ARGUMENTS})
+    return {"voltage_depend_loads": opts["voltage_depend_loads"], "pp_options": build_options(opts)}

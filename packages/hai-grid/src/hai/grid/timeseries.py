@@ -24,6 +24,7 @@ import torch
 from hai.grid.batch import BatchResult, _as_matrix, scenario_sbus, to_bus_order
 from hai.grid.network import compile_network, degrees
 from hai.grid.newton import PowerFlowSystem, newton_raphson
+from hai.grid.options import compile_options
 from hai.grid.powerflow import NR_MAX_ITERATION, _check_options, initial_voltages
 from hai.shared import InputError, progress, resolve_device
 
@@ -50,7 +51,7 @@ def run_timeseries(
     dev = resolve_device(device)
     if load_p_mw is None:
         raise InputError("run_timeseries needs load_p_mw of shape (steps, len(net.load))")
-    compiled = compile_network(net)
+    compiled = compile_network(net, **compile_options(net, "run_timeseries"))
     p = _as_matrix("load_p_mw", load_p_mw, len(net.load))
     q = _as_matrix("load_q_mvar", load_q_mvar, len(net.load))
     g = _as_matrix("sgen_p_mw", sgen_p_mw, len(net.sgen))
