@@ -12,7 +12,9 @@ from hai.shared import InputError
 def test_mode_selection() -> None:
     assert frequency_modes(96, 8, "low") == list(range(8))
     random = frequency_modes(96, 8, "random", seed=0)
-    assert len(random) == 8 and random == sorted(set(random)) and all(0 <= m < 48 for m in random)
+    assert len(random) == 8
+    assert random == sorted(set(random))
+    assert all(0 <= m < 48 for m in random)
     assert random == frequency_modes(96, 8, "random", seed=0)
     assert random != frequency_modes(96, 8, "random", seed=1)
     assert frequency_modes(20, 64, "random") == list(range(10))  # at most L // 2 modes

@@ -15,7 +15,8 @@ from hai.shared import InputError
 def test_split_is_7_1_2_and_the_scaler_sees_training_data_only() -> None:
     y = synthetic_multiseasonal(24 * 100, 2)
     s = P.split(y, 24)
-    assert len(s.fit_part) == 24 * 80 and s.test_start == 24 * 80
+    assert len(s.fit_part) == 24 * 80
+    assert s.test_start == 24 * 80
     assert s.validation_fraction == pytest.approx(0.125)
     model = PatchTST(horizon_cycles=1, epochs=0, d_model=8, validation_fraction=s.validation_fraction).fit(
         s.fit_part
@@ -36,7 +37,8 @@ def test_windows_and_seasonal_naive() -> None:
 
 
 def test_registry() -> None:
-    assert ZOO["transformer"] is StepTransformer and ZOO["recycle"] is ReCycle
+    assert ZOO["transformer"] is StepTransformer
+    assert ZOO["recycle"] is ReCycle
     assert make_forecaster("recycle").loss == "mse"
     assert make_forecaster("informer", horizon_cycles=30).horizon == 720
     with pytest.raises(InputError, match="unknown zoo model"):

@@ -17,7 +17,7 @@ from hai.shared.checks import arg_nonnegative_int, arg_positive_int
 from hai.shared.cli import print_json
 
 DATA_HELP = (
-    "synthetic (7 columns, daily and weekly seasons), simbench (7 SimBench load profiles, an ECL-like panel), "
+    "synthetic (7 columns, daily and weekly seasons), simbench (7 SimBench load profiles, ECL-like), "
     "a hai.forecast data set name (vic_elec, simbench_load:H0-A, …) or a CSV path"
 )
 

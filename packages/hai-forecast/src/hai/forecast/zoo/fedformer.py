@@ -75,6 +75,8 @@ class _FourierWeights(nn.Module):
 class FourierBlock(nn.Module):
     """FEB-f over per-head tensors ``(B, L, H, E)``: only the queries are used (keys, values ignored)."""
 
+    index: torch.Tensor
+
     def __init__(
         self,
         d_model: int,
@@ -104,6 +106,9 @@ class FourierBlock(nn.Module):
 
 class FourierCrossAttention(nn.Module):
     """FEA-f: attention between the kept frequencies of queries and keys, ``tanh`` activation."""
+
+    index_q: torch.Tensor
+    index_kv: torch.Tensor
 
     def __init__(
         self,

@@ -37,6 +37,8 @@ def sinusoidal_positions(length: int, d_model: int) -> torch.Tensor:
 class DataEmbedding(nn.Module):
     """Value embedding (``Linear``) plus the fixed sinusoidal position table, then dropout."""
 
+    positions: torch.Tensor
+
     def __init__(self, c_in: int, d_model: int, max_len: int = 4096, dropout: float = 0.0) -> None:
         super().__init__()
         self.value = nn.Linear(c_in, d_model)
@@ -118,8 +120,9 @@ class AttentionLayer(nn.Module):
         self.key = keep_rows(self.key, idx)
         self.value = keep_rows(self.value, idx)
         self.out = keep_columns(self.out, idx)
-        if hasattr(self.inner, "prune_heads"):
-            self.inner.prune_heads(heads)
+        prune_inner = getattr(self.inner, "prune_heads", None)
+        if callable(prune_inner):  # per-head parameters of the inner attention (FEDformer)
+            prune_inner(heads)
         self.n_heads = len(heads)
 
     def head_importance(self) -> torch.Tensor:

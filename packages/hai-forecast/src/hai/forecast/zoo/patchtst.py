@@ -42,6 +42,8 @@ def n_patches(length: int, patch_len: int, stride: int) -> int:
 class PatchEmbedding(nn.Module):
     """``(B, L, C) → (B·C, n_patches, d_model)``: end padding, unfold, linear, positions."""
 
+    positions: torch.Tensor
+
     def __init__(self, patch_len: int, stride: int, d_model: int, max_patches: int = 1024) -> None:
         super().__init__()
         self.patch_len, self.stride = patch_len, stride
