@@ -179,14 +179,17 @@ def bench_case(
     t_hai = time.perf_counter() - start
     ref_vm = []
     start = time.perf_counter()
+    # a pandapower user's N-1 loop: toggle in_service on one copy (no deep copy per outage)
+    n = copy.deepcopy(net)
     for element, index in outages[:pp_outages]:
-        n = copy.deepcopy(net)
         n[element].loc[index, "in_service"] = False
         try:
             run_pp(n)
             ref_vm.append(n.res_bus.vm_pu.to_numpy())
         except pp.LoadflowNotConverged:
             ref_vm.append(np.full(len(net.bus), np.nan))
+        finally:
+            n[element].loc[index, "in_service"] = True
     t_loop = (time.perf_counter() - start) / max(1, min(pp_outages, len(outages))) * len(outages)
     diff = np.abs(result.vm_pu.numpy()[: len(ref_vm)] - np.array(ref_vm))
     rows.append(
