@@ -11,7 +11,7 @@ resumable study runner (:mod:`.study`).
 from __future__ import annotations
 
 from hai.forecast.pruning.finetune import finetune, training_batches
-from hai.forecast.pruning.measure import Costs, count_flops, measure_costs, state_dict_bytes
+from hai.forecast.pruning.measure import Costs, count_flops, measure_costs, paired_latency, state_dict_bytes
 from hai.forecast.pruning.structured import (
     TARGETS,
     StructuredPruningError,
@@ -45,6 +45,7 @@ __all__ = [
     "keep_masks",
     "make_permanent",
     "measure_costs",
+    "paired_latency",
     "prunable_parameters",
     "prune_structured",
     "prune_unstructured",

@@ -119,6 +119,38 @@ def latency(
     return {"median_s": statistics.median(times), "min_s": min(times), "q1_s": q[0], "q3_s": q[2]}
 
 
+def paired_latency(
+    first: tuple[nn.Module, Forward],
+    second: tuple[nn.Module, Forward],
+    *,
+    warmup: int = 3,
+    repeats: int = 20,
+    threads: int | None = 1,
+) -> tuple[float, float]:
+    """Median wall seconds of two networks' forwards timed alternately (load from other jobs hits both).
+
+    What a latency *ratio* should be computed from on a shared machine: two separate runs can
+    differ by tens of percent with the same network.
+    """
+    nets = [first[0], second[0]]
+    modes = [n.training for n in nets]
+    for n in nets:
+        n.eval()
+    times: list[list[float]] = [[], []]
+    with torch.no_grad(), torch_threads(threads):
+        for _ in range(warmup):
+            first[1]()
+            second[1]()
+        for _ in range(repeats):
+            for i, (_, forward) in enumerate((first, second)):
+                t0 = time.perf_counter()
+                forward()
+                times[i].append(time.perf_counter() - t0)
+    for n, mode in zip(nets, modes, strict=True):
+        n.train(mode)
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
 @dataclass(frozen=True)
 class Costs:
     """The measured costs of one network on one input batch."""

@@ -6,7 +6,8 @@ model is trained once on the long-horizon protocol (:mod:`hai.forecast.zoo.proto
 each method (``unstructured``: global magnitude pruning; ``structured``: attention heads and
 feed-forward channels, :mod:`hai.forecast.pruning.structured`) and sparsity a copy is pruned,
 scored on the test windows (MSE/MAE in scaled units), its costs measured
-(:mod:`hai.forecast.pruning.measure`), fine-tuned for ``finetune_epochs`` and scored again.
+(:mod:`hai.forecast.pruning.measure`; the latency ratio from alternating
+timings of the dense and the pruned network, ``paired_latency``), fine-tuned for ``finetune_epochs`` and scored again.
 
 Every cell is written atomically to ``OUT/cells/<model>__<method>__<sparsity>.json`` as it
 finishes, and a dense model's weights to ``OUT/dense/<model>.pt``; run again with the same
@@ -32,7 +33,7 @@ import torch
 
 from hai.forecast.neural import NeuralForecaster
 from hai.forecast.pruning.finetune import finetune, training_batches
-from hai.forecast.pruning.measure import Costs, measure_costs
+from hai.forecast.pruning.measure import Costs, measure_costs, paired_latency
 from hai.forecast.pruning.structured import StructuredPruningError, prune_structured, supported_targets
 from hai.forecast.pruning.unstructured import SCOPES, check_sparsity, prune_unstructured, weight_sparsity
 from hai.forecast.zoo import ZOO, WindowForecaster, make_forecaster
@@ -195,6 +196,13 @@ def _cell(
     )
     tuned = P.evaluate(model, split.frame, origins)
     d = dense.costs
+    dense_net, inputs = dense.model.net_, dense.inputs
+    assert dense_net is not None
+    latency_dense, latency_pruned = paired_latency(
+        (dense_net, lambda: dense.model._forward(dense_net, inputs)),
+        (net, lambda: model._forward(net, inputs)),
+        repeats=spec.latency_repeats,
+    )
     return {
         "model": name,
         "method": method,
@@ -217,7 +225,9 @@ def _cell(
         **{k: v for k, v in costs.to_dict().items()},
         "flops_ratio": d.flops / costs.flops if costs.flops else math.nan,
         "macs_ratio": d.macs / costs.macs if costs.macs else math.nan,
-        "latency_ratio": d.latency_s / costs.latency_s,
+        "latency_paired_dense_s": latency_dense,
+        "latency_paired_s": latency_pruned,
+        "latency_ratio": latency_dense / latency_pruned,
         "size_ratio": d.size_bytes / costs.size_bytes,
         "sparse_size_ratio": d.size_bytes / costs.sparse_size_bytes,
     }
