@@ -82,9 +82,8 @@ def main() -> int:
         t0 = time.perf_counter()
         result = run_study(y, out / Path(data).stem.replace(":", "_"), spec)
         seconds = time.perf_counter() - t0
-        print(
-            f"\n{markdown(result.table, f'{data}: {y.shape[0]} steps x {y.shape[1] if y.ndim > 1 else 1} columns')}"
-        )
+        shape = f"{y.shape[0]} steps x {y.shape[1] if y.ndim > 1 else 1} columns"
+        print(f"\n{markdown(result.table, f'{data}: {shape}')}")
         print(f"({seconds:.0f} s)")
         results[data] = {
             "steps": int(y.shape[0]),

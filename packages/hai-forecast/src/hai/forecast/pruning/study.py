@@ -7,7 +7,8 @@ each method (``unstructured``: global magnitude pruning; ``structured``: attenti
 feed-forward channels, :mod:`hai.forecast.pruning.structured`) and sparsity a copy is pruned,
 scored on the test windows (MSE/MAE in scaled units), its costs measured
 (:mod:`hai.forecast.pruning.measure`; the latency ratio from alternating
-timings of the dense and the pruned network, ``paired_latency``), fine-tuned for ``finetune_epochs`` and scored again.
+timings of the dense and the pruned network, ``paired_latency``), fine-tuned for
+``finetune_epochs`` and scored again.
 
 Every cell is written atomically to ``OUT/cells/<model>__<method>__<sparsity>.json`` as it
 finishes, and a dense model's weights to ``OUT/dense/<model>.pt``; run again with the same
