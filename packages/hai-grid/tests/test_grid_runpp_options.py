@@ -27,7 +27,7 @@ NON_DEFAULT: dict[str, tuple[Any, str]] = {
     "trafo_model": ("pi", "honoured"),
     "trafo_loading": ("power", "honoured"),
     "enforce_p_lims": (True, "refused"),
-    "enforce_q_lims": (True, "refused"),
+    "enforce_q_lims": (True, "honoured"),
     "check_connectivity": (False, "honoured"),
     "voltage_depend_loads": (False, "honoured"),
     "consider_line_temperature": (True, "refused"),
@@ -105,8 +105,8 @@ def test_each_option_is_honoured_or_refused_by_name(name: str) -> None:
 
 def test_user_pf_options_are_read_and_refused_by_name() -> None:
     net = load_case("case30")
-    pp.set_user_pf_options(net, enforce_q_lims=True)
-    with pytest.raises(InputError, match=r"enforce_q_lims=True .*net\.user_pf_options"):
+    pp.set_user_pf_options(net, enforce_p_lims=True)
+    with pytest.raises(InputError, match=r"enforce_p_lims=True .*net\.user_pf_options"):
         hai.grid.runpp(net)
     net = load_case("case30")
     pp.set_user_pf_options(net, distributed_slack=True)
@@ -169,7 +169,7 @@ def test_non_convergence_fails_fast_without_fallback() -> None:
 def test_batch_apis_read_user_pf_options() -> None:
     """solve_batch, run_timeseries and run_contingency: no stored option is dropped quietly."""
     net = load_case("case30")
-    pp.set_user_pf_options(net, enforce_q_lims=True)
+    pp.set_user_pf_options(net, enforce_q_lims=True)  # honoured by runpp only
     p = net.load.p_mw.to_numpy()[None, :]
     calls = {
         "solve_batch": lambda n: hai.grid.solve_batch(n, load_p_mw=p),
@@ -191,3 +191,48 @@ def test_batch_apis_read_user_pf_options() -> None:
     np.testing.assert_allclose(result.va_degree[0].numpy(), ref.res_bus.va_degree.to_numpy(), atol=1e-4)
     default = _pandapower(load_case("example_multivoltage"))
     assert np.abs(default.res_bus.va_degree.to_numpy() - ref.res_bus.va_degree.to_numpy()).max() > 100
+
+
+def _tight(name: str, q_max: float | None, q_min: float | None) -> Any:
+    net = load_case(name)
+    if q_max is not None:
+        net.gen["max_q_mvar"] = q_max
+        net.gen["min_q_mvar"] = q_min
+    return net
+
+
+@pytest.mark.parametrize(
+    ("name", "q_max", "q_min"),
+    [
+        ("case118", None, None),
+        ("case30", 10.0, -5.0),
+        ("case14", 15.0, -2.0),
+        ("example_multivoltage", 0.5, -0.5),
+    ],
+)
+def test_enforce_q_lims_matches_pandapower(name: str, q_max: float | None, q_min: float | None) -> None:
+    """PV→PQ switching as pandapower does it; generators end at their limits, results to 1e-9."""
+    net = _tight(name, q_max, q_min)
+    ref = _pandapower(net, enforce_q_lims=True)
+    at_limit = np.isclose(ref.res_gen.q_mvar, net.gen.max_q_mvar) | np.isclose(
+        ref.res_gen.q_mvar, net.gen.min_q_mvar
+    )
+    assert at_limit.sum() >= 1  # the limits bind
+    info = hai.grid.runpp(net, enforce_q_lims=True)
+    assert info.method == "nr (enforce_q_lims)"
+    for table, column in [
+        ("res_bus", "vm_pu"),
+        ("res_bus", "va_degree"),
+        ("res_gen", "q_mvar"),
+        ("res_gen", "p_mw"),
+        ("res_ext_grid", "p_mw"),
+        ("res_ext_grid", "q_mvar"),
+        ("res_line", "loading_percent"),
+    ]:
+        np.testing.assert_allclose(net[table][column], ref[table][column], atol=1e-9, rtol=0, err_msg=table)
+    assert (net.res_gen.q_mvar <= net.gen.max_q_mvar + 1e-9).all()
+    # stored by set_user_pf_options, as the issue found it ignored
+    stored = _tight(name, q_max, q_min)
+    pp.set_user_pf_options(stored, enforce_q_lims=True)
+    hai.grid.runpp(stored)
+    np.testing.assert_allclose(stored.res_gen.q_mvar, ref.res_gen.q_mvar, atol=1e-9, rtol=0)

@@ -244,13 +244,14 @@ def compile_network(
     from pandapower.results import init_results  # type: ignore[import-untyped]
 
     _check_net(net, voltage_depend_loads=voltage_depend_loads)
-    build = {
+    build: dict[str, Any] = {
         "calculate_voltage_angles": calculate_voltage_angles,
         "trafo_model": "t",
         "trafo_loading": "current",
         "check_connectivity": True,
         **(pp_options or {}),
     }
+    enforce_q_lims = bool(build.pop("enforce_q_lims", False))
     _init_runpp_options(
         net,
         algorithm="nr",
@@ -258,7 +259,7 @@ def compile_network(
         max_iteration="auto",
         tolerance_mva=1e-8,
         enforce_p_lims=False,
-        enforce_q_lims=False,
+        enforce_q_lims=enforce_q_lims,  # Q limits in the gen table (and pandapower's capability curves)
         voltage_depend_loads=False,
         passed_parameters=None,  # net.user_pf_options are resolved by hai.grid.options, not here
         numba=False,  # results are extracted by pypower's pfsoln: no JIT compile on first use

@@ -8,10 +8,10 @@ keyword is refused too (pandapower would swallow a misspelt one). See :data:`OPT
 
 >>> resolve_options({"enforce_q_lims": False, "max_iteration": "auto"})["max_iteration"]
 10
->>> resolve_options({"enforce_q_lims": True})
+>>> resolve_options({"distributed_slack": True})
 Traceback (most recent call last):
 ...
-hai.shared.errors.InputError: runpp option enforce_q_lims=True is not supported by hai.grid: ...
+hai.shared.errors.InputError: runpp option distributed_slack=True is not supported by hai.grid: ...
 """
 
 from __future__ import annotations
@@ -77,9 +77,9 @@ OPTIONS: dict[str, str] = {
     "permc_spec": "accepted, no effect on results (linear solver choice)",
     "recycle": "accepted, no effect on results (hai rebuilds the model each call)",
     "only_v_results": "accepted: hai fills every res_* table (a superset)",
-    "delta_q": "accepted only with enforce_q_lims=False, where it has no effect in pandapower either",
+    "delta_q": "honoured: widens the generators' Q limits for enforce_q_lims (pandapower's model build)",
     "tdpf_update_r_theta": "accepted only with tdpf=False, where it has no effect",
-    "enforce_q_lims": "refused when True (generator PV→PQ switching is not implemented)",
+    "enforce_q_lims": "honoured (True): pandapower's PV→PQ switching loop around hai's Newton",
     "enforce_p_lims": "refused when True",
     "distributed_slack": "refused when True (slack weights are not implemented)",
     "consider_line_temperature": "refused when True",
@@ -93,7 +93,6 @@ OPTIONS: dict[str, str] = {
 
 #: Options whose only accepted value is pandapower's default (the rest are refused by name).
 _ONLY_DEFAULT = (
-    "enforce_q_lims",
     "enforce_p_lims",
     "distributed_slack",
     "consider_line_temperature",
@@ -151,10 +150,15 @@ def resolve_options(given: dict[str, Any], user_pf_options: dict[str, Any] | Non
         raise refuse("trafo_loading", 'use "current" or "power"')
     if opts["trafo3w_losses"] not in ("hv", "mv", "lv", "star"):
         raise refuse("trafo3w_losses", 'use "hv", "mv", "lv" or "star"')
+    if opts["enforce_q_lims"] not in (True, False):  # pandapower's 2 (one generator per pass)
+        raise refuse("enforce_q_lims", "use True or False")
+    delta_q = opts["delta_q"]
+    if isinstance(delta_q, bool) or not isinstance(delta_q, int | float) or not math.isfinite(delta_q):
+        raise refuse("delta_q", "must be a finite number")
     for name in ("check_connectivity", "voltage_depend_loads", "neglect_open_switch_branches"):
         if not isinstance(opts[name], bool):
             raise refuse(name, "use True or False")
-    # delta_q and tdpf_update_r_theta act only with enforce_q_lims / tdpf, both refused above
+    # tdpf_update_r_theta acts only with tdpf, refused above
     iterations = opts["max_iteration"]
     if iterations == "auto" or iterations is None:  # None: hai's earlier spelling of "auto"
         iterations = NR_DEFAULT_MAX_ITERATION
@@ -187,6 +191,8 @@ def build_options(opts: dict[str, Any]) -> dict[str, Any]:
         "switch_rx_ratio": opts["switch_rx_ratio"],
         "trafo3w_losses": opts["trafo3w_losses"],
         "neglect_open_switch_branches": opts["neglect_open_switch_branches"],
+        "enforce_q_lims": bool(opts["enforce_q_lims"]),
+        "delta_q": opts["delta_q"],
     }
 
 
@@ -220,4 +226,11 @@ def compile_options(net: Any, api: str) -> dict[str, Any]:
                 hint=f"remove it from net.user_pf_options and pass {name} to {api}",
             )
     opts = resolve_options({}, {k: v for k, v in user.items() if k not in _CALL_ARGUMENTS})
-    return {"voltage_depend_loads": opts["voltage_depend_loads"], "pp_options": build_options(opts)}
+    if opts["enforce_q_lims"]:
+        raise InputError(
+            f"net.user_pf_options enforce_q_lims=True is not supported by {api} (only by hai.grid.runpp)",
+            hint="remove it from net.user_pf_options, or solve the scenarios one by one with runpp",
+        )
+    build = build_options(opts)
+    del build["enforce_q_lims"], build["delta_q"]
+    return {"voltage_depend_loads": opts["voltage_depend_loads"], "pp_options": build}

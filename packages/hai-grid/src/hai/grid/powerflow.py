@@ -138,6 +138,43 @@ def solve(
     return newton_raphson(system, v0, sbus, max_iteration=nr_iter, screen=screen, **kw), "nr"
 
 
+def _runpp_with_q_limits(
+    net: Any,
+    compiled: CompiledNetwork,
+    v0: torch.Tensor,
+    dev: torch.device,
+    method: str,
+    opts: dict[str, Any],
+) -> PowerFlowInfo:
+    from hai.grid.qlims import solve_with_q_limits
+
+    if method not in ("nr", "auto"):
+        raise InputError(f"enforce_q_lims=True needs method 'nr', got {method!r}")
+    tolerance = opts["tolerance_mva"]
+    converged, iterations, mismatch, limited = solve_with_q_limits(
+        compiled,
+        v0[0].cpu().numpy(),
+        device=dev,
+        tolerance_mva=tolerance * compiled.base_mva,
+        max_iteration=opts["max_iteration"],
+    )
+    if not converged:
+        net["converged"] = False
+        raise PowerFlowNotConverged(
+            f"power flow (nr, enforce_q_lims) did not converge: ∞-norm mismatch {mismatch:.3g} MVA "
+            f"({mismatch / compiled.base_mva:.3g} pu) after {iterations} iterations "
+            f"(tolerance_mva {tolerance:g}, per unit as in pandapower)",
+            hint="check the loading of the net; try init='flat' or a larger max_iteration",
+        )
+    return PowerFlowInfo(
+        converged=True,
+        method="nr (enforce_q_lims)" if limited else "nr",
+        iterations=iterations,
+        max_mismatch_mva=mismatch,
+        device=str(dev),
+    )
+
+
 def runpp(
     net: Any, *, method: str = "nr", device: str | torch.device = "auto", **options: Any
 ) -> PowerFlowInfo:
@@ -177,6 +214,8 @@ def runpp(
     v0 = initial_voltages(compiled, init, previous=previous)
     asked = options.get("max_iteration", (user or {}).get("max_iteration"))
     explicit_iterations = asked not in (None, "auto")
+    if opts["enforce_q_lims"]:
+        return _runpp_with_q_limits(net, compiled, v0, dev, method, opts)
     result, used = solve(
         system,
         v0,
