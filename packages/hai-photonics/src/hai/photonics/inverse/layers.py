@@ -12,6 +12,7 @@ sequences need none of its machinery.
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from torch import nn
@@ -51,7 +52,7 @@ class FourierTime(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(2 * n_freq, d_model), nn.SiLU(), nn.Linear(d_model, d_model))
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
-        freq: torch.Tensor = self.freq
+        freq = cast(torch.Tensor, self.freq)
         angle = t.to(torch.float32)[:, None] * freq[None, :]
         return self.mlp(torch.cat([torch.sin(angle), torch.cos(angle)], dim=1))
 

@@ -1,0 +1,109 @@
+"""Samplers: commit counts per step, validity of every sampled sequence, logit filters."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import torch
+
+from hai.photonics.inverse.model import ModelConfig, OptoLlama
+from hai.photonics.inverse.noise import NoiseSchedule
+from hai.photonics.inverse.optogpt import OptoGPT, decode
+from hai.photonics.inverse.sampling import canonical, filter_logits, is_valid, sample, transfer_counts
+from hai.photonics.stacks import Vocabulary
+from hai.shared import InputError, torch_threads
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    with torch_threads(1):
+        yield
+
+
+VOCAB = Vocabulary(["TiO2", "SiO2", "Ag"], range(10, 101, 10), max_layers=8)
+
+
+def _models() -> tuple[OptoLlama, OptoGPT]:
+    torch.manual_seed(0)
+    cfg = ModelConfig.sized("tiny", vocab_size=len(VOCAB), seq_len=VOCAB.sequence_length, width=12)
+    return OptoLlama(cfg), OptoGPT(cfg)
+
+
+def test_transfer_counts_like_llada() -> None:
+    assert transfer_counts(21, 5) == [5, 4, 4, 4, 4]
+    assert transfer_counts(21, 21) == [1] * 21
+    assert transfer_counts(3, 5) == [1, 1, 1, 0, 0]
+    assert sum(transfer_counts(21, 8)) == 21
+
+
+@pytest.mark.parametrize("steps", [1, 4, 9, 20])
+def test_confidence_sampler_commits_counts_per_step(steps: int) -> None:
+    model, _ = _models()
+    trace: list[torch.Tensor] = []
+    sample(model, torch.rand(6, 3, 12), VOCAB, method="confidence", steps=steps, trace=trace)
+    remaining = [VOCAB.sequence_length] + [int(m[0].sum()) for m in trace]
+    assert all(int(m.sum(dim=1).unique().numel()) == 1 for m in trace)  # same count in every row
+    committed = [a - b for a, b in zip(remaining, remaining[1:], strict=False)]
+    assert committed == transfer_counts(VOCAB.sequence_length, steps)
+    assert remaining[-1] == 0
+
+
+def test_remask_sampler_remasks_at_beta() -> None:
+    model, _ = _models()
+    trace: list[torch.Tensor] = []
+    steps = 5
+    sample(model, torch.rand(200, 3, 12), VOCAB, method="remask", steps=steps, trace=trace)
+    times = torch.linspace(1.0, 1e-3, steps + 1, dtype=torch.float64)
+    s = NoiseSchedule()
+    for i, masked in enumerate(trace[:-1]):
+        assert float(masked.double().mean()) == pytest.approx(float(s.beta(times[i + 1])), abs=0.03)
+    assert not trace[-1].any()
+
+
+def test_every_sampled_sequence_is_valid() -> None:
+    llama, gpt = _models()
+    spectra = torch.rand(32, 3, 12)
+    g = torch.Generator().manual_seed(3)
+    outputs = [
+        sample(llama, spectra, VOCAB, method="confidence", steps=3, temperature=1.5, top_p=None, generator=g),
+        sample(llama, spectra, VOCAB, method="confidence", steps=9, temperature=0.0),
+        sample(llama, spectra, VOCAB, method="remask", steps=6, temperature=2.0, top_p=0.95, generator=g),
+        decode(gpt, spectra, VOCAB),
+        decode(gpt, spectra, VOCAB, method="sample", temperature=2.0, top_k=50, generator=g),
+        decode(gpt, spectra, VOCAB, method="sample", top_p=0.5, generator=g),
+        decode(gpt, spectra[:8], VOCAB, method="beam", beams=3),
+    ]
+    for ids in outputs:
+        assert ids.shape[1] == VOCAB.sequence_length
+        assert bool(is_valid(ids, VOCAB).all())
+        for stack in VOCAB.decode_batch(ids):  # decodes without error, at least one layer
+            assert 1 <= len(stack) <= VOCAB.max_layers
+    with pytest.raises(InputError):
+        sample(llama, spectra, VOCAB, method="gibbs")
+    with pytest.raises(InputError):
+        decode(gpt, spectra, VOCAB, method="nucleus")
+
+
+def test_canonical_and_is_valid() -> None:
+    v = VOCAB
+    layer = v.id("TiO2_10")
+    ids = torch.tensor([[layer, v.eos_id, layer, v.eos_id, layer, v.pad_id, v.pad_id, v.pad_id, v.pad_id]])
+    out = canonical(ids, v)
+    assert out.tolist() == [[layer, v.eos_id] + [v.pad_id] * 7]
+    assert bool(is_valid(out, v).all())
+    bad = [
+        [v.eos_id] + [v.pad_id] * 8,  # no layer
+        [layer, v.mask_id, v.eos_id] + [v.pad_id] * 6,  # MSK inside
+        [layer, v.pad_id, layer, v.eos_id] + [v.pad_id] * 5,  # PAD inside
+        [layer] * 9,  # no EOS
+        [layer, v.eos_id, layer] + [v.pad_id] * 6,  # a layer after EOS
+    ]
+    assert not bool(is_valid(torch.tensor(bad), v).any())
+
+
+def test_filter_logits() -> None:
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    assert torch.isfinite(filter_logits(logits, top_k=2)).tolist() == [[True, True, False, False]]
+    assert torch.isfinite(filter_logits(logits, top_p=0.7)).tolist() == [[True, True, False, False]]
+    assert torch.isfinite(filter_logits(logits, top_p=0.1)).tolist() == [[True, False, False, False]]
