@@ -126,7 +126,9 @@ def test_csv_cell_that_is_not_a_number_is_named(capsys: pytest.CaptureFixture[st
     line = fails_with_one_line(
         capsys, ["forecast", "backtest", "--model", "last_profile", "--data", str(bad)], "'load'"
     )
-    assert "row 101" in line and "line 102" in line and "'n/a!'" in line
+    assert "row 101" in line
+    assert "line 102" in line
+    assert "'n/a!'" in line
     # choosing the clean column works, and the other column is then no second target
     assert (
         main(
@@ -163,7 +165,8 @@ def test_offset_timestamps_across_daylight_saving_time(
     index = pd.date_range("2024-03-20", periods=30 * 24, freq="h", tz="Europe/Berlin")
     path = tmp_path / "dst.csv"
     pd.Series(synthetic_cyclic(n_cycles=30).to_numpy(), index=index).to_csv(path, index_label="time")
-    assert "+02:00" in path.read_text() and "+01:00" in path.read_text()
+    assert "+02:00" in path.read_text()
+    assert "+01:00" in path.read_text()
     argv = ["forecast", "backtest", "--model", "last_profile", "--data", str(path), "--json"]
     assert main(argv) == 0
     data = json.loads(capsys.readouterr().out)

@@ -485,3 +485,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     pr.add_argument("--json", action="store_true", help="print one JSON object")
     pr.set_defaults(handler=_cmd_predict, _parser=pr)
+
+    from hai.forecast.pruning.cli import add_commands as add_pruning_commands
+
+    add_pruning_commands(sub)

@@ -228,3 +228,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=_cmd_evaluate)
+
+    from hai.photonics.inverse.cli import add_commands as add_inverse_commands
+
+    add_inverse_commands(sub)

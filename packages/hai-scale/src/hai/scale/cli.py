@@ -301,3 +301,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     add_bnn_arguments(bnn)
     bnn.add_argument("--json", action="store_true", help="print the final metrics as one JSON object")
     bnn.set_defaults(handler=_cmd_bnn_train, _parser=bnn)
+
+    from hai.scale.abtrain.cli import add_ab_train
+    from hai.scale.energy.cli import add_energy_commands
+
+    add_ab_train(sub)
+    add_energy_commands(sub)
