@@ -223,13 +223,24 @@ def _interfaces(
 
 
 def _coherent_core(
-    n: torch.Tensor, q: torch.Tensor, d: torch.Tensor, k0: torch.Tensor, pol: str, want_layers: bool
+    n: torch.Tensor,
+    q: torch.Tensor,
+    d: torch.Tensor,
+    k0: torch.Tensor,
+    pol: str,
+    want_layers: bool,
+    guard_incidence: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """r, t, R, T (B, A, W) and per-layer absorption (L, B, A, W) of one polarisation.
 
     Reduces the stack from the bottom: ρ_j = w/v at the top of layer j; ρ_exit = 0;
     ρ at the bottom of layer j is (r + ρ_{j+1}) / (1 + r ρ_{j+1}) and at its top that times
     exp(2iδ_j). Every factor is bounded for absorbing layers, so nothing overflows.
+
+    ``guard_incidence`` (for the groups of an incoherent calculation, whose "incidence medium"
+    may be an inner layer in which the light is evanescent): where no power flows in the
+    incidence medium (its flux factor is 0), T and the per-layer absorption, fractions of a
+    zero incident power, are returned as 0 instead of inf/NaN.
     """
     layers = n.shape[0]
     r_if, t_if, f_in, f_out = _interfaces(n, q, pol)
@@ -259,7 +270,12 @@ def _coherent_core(
         rho_top[j] = rho
     r = rho
     R = r.real.square() + r.imag.square()
-    T = (t.real.square() + t.imag.square()) * (f_out / f_in)
+    if guard_incidence:
+        no_flux = f_in == 0
+        inv_f_in = torch.where(no_flux, 0.0, 1 / torch.where(no_flux, 1.0, f_in))
+    else:
+        inv_f_in = 1 / f_in
+    T = (t.real.square() + t.imag.square()) * (f_out * inv_f_in)
     absorbed: torch.Tensor | None = None
     if want_layers:
         # forward amplitude v_j at the top of each layer, and the Poynting flux there
@@ -273,7 +289,7 @@ def _coherent_core(
                 s = (q[j] * (v + w).conj() * (v - w)).real
             else:
                 s = (n[j] * (q[j] / n[j]).conj() * (v + w) * (v - w).conj()).real
-            flux.append(s / f_in)
+            flux.append(s * inv_f_in)
         flux_t = torch.stack(flux)  # (L-1, ...): flux entering layers 1..L-1
         inner = flux_t[:-1] - flux_t[1:]
         zero = torch.zeros_like(flux_t[:1])
@@ -347,6 +363,19 @@ def _run_coherent(
     return (R_s + R_p) / 2, (T_s + T_p) / 2, None, None, absorbed
 
 
+def _over_loop(num: torch.Tensor, loop: torch.Tensor) -> torch.Tensor:
+    """``num / loop`` for the multiple-reflection sum of an incoherent layer, 0 where ``loop`` is 0.
+
+    ``loop = 1 - R_above p² R_below`` is 0 only for light trapped in a lossless incoherent layer
+    that totally reflects on both sides (for example between two layers in which it is
+    evanescent); then no power can enter it either (``num`` is 0) and it contributes nothing.
+    """
+    trapped = loop == 0
+    return torch.where(
+        trapped, torch.zeros_like(num), num / torch.where(trapped, torch.ones_like(loop), loop)
+    )
+
+
 def _incoherent_pol(
     n: torch.Tensor,
     q: torch.Tensor,
@@ -362,9 +391,12 @@ def _incoherent_pol(
     bwd: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = []
     for a, b in groups:
         sl = slice(a, b + 1)
-        _, _, Rf, Tf, Af = _coherent_core(n[sl], q[sl], d[sl], k0, pol, want_layers)
+        # guard_incidence: an inner incoherent layer may carry no power (evanescent light)
+        _, _, Rf, Tf, Af = _coherent_core(n[sl], q[sl], d[sl], k0, pol, want_layers, guard_incidence=True)
         flip = torch.arange(b, a - 1, -1, device=n.device)
-        _, _, Rb, Tb, Ab = _coherent_core(n[flip], q[flip], d[flip], k0, pol, want_layers)
+        _, _, Rb, Tb, Ab = _coherent_core(
+            n[flip], q[flip], d[flip], k0, pol, want_layers, guard_incidence=True
+        )
         fwd.append((Rf, Tf, Af))
         bwd.append((Rb, Tb, None if Ab is None else Ab.flip(0)))
     # One-pass power transmission P through each inner incoherent layer, and the bottom-up
@@ -379,8 +411,8 @@ def _incoherent_pol(
         Rf, Tf, _ = fwd[g]
         Rb, Tb, _ = bwd[g]
         loop = 1 - Rb * p * p * R_down[g + 1]
-        T_down = Tf * p * T_down / loop
-        R_down[g] = Rf + Tf * Tb * p * p * R_down[g + 1] / loop
+        T_down = _over_loop(Tf * p * T_down, loop)
+        R_down[g] = Rf + _over_loop(Tf * Tb * p * p * R_down[g + 1], loop)
     if not want_layers:
         return R_down[0], T_down, None
     # Top-down: the power falling on each group from above (down) and from below (up).
@@ -388,7 +420,7 @@ def _incoherent_pol(
     up: list[torch.Tensor] = []
     for g, (_, b) in enumerate(groups[:-1]):
         p, below = P[b], R_down[g + 1]
-        top = down[g] * fwd[g][1] / (1 - bwd[g][0] * p * p * below)  # going down at the top of layer b
+        top = _over_loop(down[g] * fwd[g][1], 1 - bwd[g][0] * p * p * below)  # going down at the top of b
         up.append(top * p * p * below)
         down.append(top * p)
     up.append(torch.zeros_like(down[-1]))
@@ -429,6 +461,14 @@ def incoherent(
     The incidence and exit media are always incoherent. The same layers are incoherent for every
     stack of the batch. ``A`` is everything absorbed, in coherent and incoherent layers;
     ``layer_absorption=True`` also splits it by layer (as ``tmm.inc_absorp_in_each_layer``).
+
+    An incoherent layer in which the light is evanescent (a lossless layer beyond its critical
+    angle) carries no power: nothing below it is reached, R is that of the stack above it (as
+    for a thick layer in :func:`coherent`), T = 0. ``tmm.inc_tmm`` returns unphysical numbers
+    there (R < 0); elsewhere the two agree to rounding. Evanescent light tunnelling through a
+    thin layer is outside any power (incoherent) treatment: make such a layer coherent. For a
+    nearly lossless layer just beyond its critical angle and thin enough to tunnel, R can
+    exceed 1 slightly and that layer's absorption be negative, exactly as in ``tmm.inc_tmm``.
 
     >>> import torch
     >>> n = torch.tensor([1.0, 1.5, 1.0], dtype=torch.complex128)[:, None]  # air | glass | air
