@@ -10,15 +10,19 @@ a user error writes it to the error file, destroys its process group and exits w
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import torch
@@ -27,9 +31,11 @@ import torch.distributed as dist
 from hai.scale.augment import AUGMENT_PER
 from hai.scale.bnn.layers import ESTIMATORS
 from hai.scale.data import DATASETS
+from hai.scale.parallel._torchrun import die_with_parent, exit_status
 from hai.scale.parallel.training import LOSSES, BNNConfig, config_from_args, train_bnn
 from hai.scale.parallel.workload import MODES
 from hai.shared import HaiError, InputError, resolve_device, write_json
+from hai.shared.checks import positive_float, positive_int
 
 
 def _int_list(text: str) -> list[int]:
@@ -110,6 +116,10 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--result-file", default=None, help="rank 0 writes the metrics here as JSON")
     args = parser.parse_args(argv)
     error_file = None if args.result_file is None else Path(str(args.result_file) + ".error")
+    if args.result_file is not None:  # started by launch(): leave a PID for it, die with the agent
+        rank = int(os.environ.get("RANK", "0"))
+        Path(args.result_file).with_name(f"rank{rank}.pid").write_text(str(os.getpid()))
+        die_with_parent(os.getppid(), signal.SIGKILL)
     started = False
     try:
         config = config_from_args(args)
@@ -195,13 +205,157 @@ def _rank_logs(log_dir: Path, lines: int = 12) -> str:
     return "\n".join(parts)
 
 
+class JobInterrupted(HaiError):
+    """The job was stopped by SIGINT or SIGTERM; its exit status is ``128 + signal``, as in a shell."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"interrupted by {signal.Signals(signum).name}: every training process was stopped")
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+
+class JobFailed(HaiError):
+    """The training processes crashed; the exit status is the failed rank's (``128 + s`` for a signal)."""
+
+    def __init__(self, message: str, exit_code: int, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.exit_code = exit_code if exit_code > 0 else 1
+
+
+GRACE_S = 10.0  # how long stopped processes get to exit before SIGKILL
+
+
+class _Supervisor:
+    """Owns one torchrun agent (in its own session) and its ranks; turns signals into a clean stop."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.signum: int | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self.signum is None:
+            self.signum = signum
+        self.stop()
+
+    def stop(self) -> None:
+        """Ask the agent to stop its ranks (torchrun sends them SIGTERM, then SIGKILL)."""
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+
+    def wait(self) -> int:
+        """Wait for the agent; after a signal, give it :data:`GRACE_S` before killing everything."""
+        assert self.proc is not None
+        deadline: float | None = None
+        while True:
+            try:
+                return self.proc.wait(timeout=0.1)
+            except subprocess.TimeoutExpired:
+                pass
+            if self.signum is not None:
+                deadline = deadline or time.monotonic() + GRACE_S
+                if time.monotonic() > deadline:
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.killpg(self.proc.pid, signal.SIGKILL)
+                    self.kill_ranks()
+
+    def rank_pids(self) -> list[int]:
+        pids = []
+        for path in self.tmp.glob("rank*.pid"):
+            with contextlib.suppress(OSError, ValueError):
+                pids.append(int(path.read_text()))
+        return pids
+
+    def _ours(self, pid: int) -> bool:
+        """Whether ``pid`` is still one of this job's ranks (not a finished one's reused PID)."""
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            if sys.platform.startswith("linux"):
+                return False
+            try:
+                os.kill(pid, 0)
+            except OSError:
+                return False
+            return True
+        return state != "Z" and str(self.tmp).encode() in cmdline
+
+    def kill_ranks(self) -> None:
+        """SIGKILL every rank still alive (a rank is its own session leader: its group goes too)."""
+        pids = [pid for pid in self.rank_pids() if self._ours(pid)]
+        for pid in pids:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + GRACE_S
+        while any(self._ours(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def _signals_to(supervisor: _Supervisor) -> Iterator[None]:
+    """Route SIGINT and SIGTERM to ``supervisor`` (main thread only; elsewhere they stay as they are)."""
+    previous: dict[int, Any] = {}
+    try:
+        for sig in (int(signal.SIGINT), int(signal.SIGTERM)):
+            previous[sig] = signal.signal(sig, supervisor.on_signal)
+    except ValueError:  # not the main thread
+        pass
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def _run_job(cmd: list[str], env: dict[str, str], tmp: Path, attempt: int) -> tuple[int, str]:
+    """Run one attempt of the job; return torchrun's exit status and the ranks' last words.
+
+    The agent runs in its own session, so only this process decides when it stops: SIGINT or
+    SIGTERM here stops the agent, which stops its ranks; any rank still alive after
+    :data:`GRACE_S` is killed, and :class:`JobInterrupted` is raised once all are gone.
+    """
     log_dir = tmp / f"logs-{attempt}"
+    report = tmp / f"failures-{attempt}.json"
     full = [*cmd[:3], f"--log-dir={log_dir}", "--redirects=3", *cmd[3:]]
-    proc = subprocess.run(full, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    output = "\n".join(proc.stdout.strip().splitlines()[-15:]) if proc.stdout else ""
+    env = dict(env, HAI_PARENT_PID=str(os.getpid()), HAI_TORCHRUN_REPORT=str(report))
+    for old in tmp.glob("rank*.pid"):
+        old.unlink()
+    supervisor = _Supervisor(tmp)
+    with _signals_to(supervisor), open(tmp / f"torchrun-{attempt}.log", "wb") as out:
+        try:
+            if supervisor.signum is None:
+                supervisor.proc = subprocess.Popen(
+                    full, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                )
+                if supervisor.signum is not None:  # a signal between the check and the start
+                    supervisor.stop()
+                returncode = supervisor.wait()
+        finally:
+            if supervisor.proc is not None and supervisor.proc.poll() is None:
+                supervisor.signum = supervisor.signum or signal.SIGTERM
+                supervisor.stop()
+                supervisor.wait()
+            supervisor.kill_ranks()
+    if supervisor.signum is not None:
+        raise JobInterrupted(supervisor.signum)
+    text = (tmp / f"torchrun-{attempt}.log").read_text(errors="replace").strip()
+    output = "\n".join(text.splitlines()[-15:])
     ranks = _rank_logs(log_dir)
-    return proc.returncode, ranks or output
+    return returncode, ranks or output
+
+
+_TIMEOUT_WORDS = ("timed out", "timeout", "deadline exceeded")
+
+
+def _looks_frozen(logs: str) -> bool:
+    """Whether a failed job's logs say a rank waited out the process-group timeout."""
+    low = logs.lower()
+    return any(word in low for word in _TIMEOUT_WORDS)
 
 
 def launch(
@@ -210,13 +364,18 @@ def launch(
     """Run :func:`train_bnn` on ``nproc`` local processes through torchrun; return rank 0's metrics.
 
     The settings are validated here first, so bad input fails without starting anything. All
-    processes talk over the loopback interface only (a single-node job needs nothing else, and a
-    host name that resolves oddly cannot break it). A job whose processes die without reporting
-    a user error (a crash, a signal) is started again up to ``retries`` times, with a warning on
-    stderr; the error then shows the last lines each rank wrote.
+    processes talk over the loopback interface only, and torchrun's stores listen on 127.0.0.1
+    (:mod:`hai.scale.parallel._torchrun`). The launcher owns its processes: SIGINT or SIGTERM
+    stops every rank within seconds, removes the temporary folder and raises
+    :class:`JobInterrupted` (exit status 130 or 143). A job whose processes crash (a non-zero
+    exit or a signal that did not come from us) is started again up to ``retries`` times, with
+    a warning on stderr; a job in which a rank stopped answering (the others waited
+    ``timeout_s`` for it) is not retried, since a retry would likely cost another timeout. The
+    final :class:`JobFailed` carries the failed rank's exit status and the last lines each rank
+    wrote.
     """
-    if not isinstance(nproc, int) or nproc < 1:
-        raise InputError(f"--nproc must be a positive integer, got {nproc!r}")
+    nproc = positive_int("nproc", nproc, maximum=1024)
+    timeout_s = positive_float("timeout", timeout_s)
     config.validate(nproc)
     with tempfile.TemporaryDirectory(prefix="hai-bnn-") as tmp_name:
         tmp = Path(tmp_name)
@@ -225,7 +384,7 @@ def launch(
         cmd = [
             sys.executable,
             "-m",
-            "torch.distributed.run",
+            "hai.scale.parallel._torchrun",
             "--standalone",
             "--local-addr=127.0.0.1",
             f"--nproc-per-node={nproc}",
@@ -240,20 +399,33 @@ def launch(
             env.setdefault("GLOO_SOCKET_IFNAME", loopback)
         if quiet:
             env["HAI_QUIET"] = "1"
+        returncode, logs = 1, ""
         for attempt in range(retries + 1):
+            started = time.monotonic()
             returncode, logs = _run_job(cmd, env, tmp, attempt)
             if error_file.exists():
                 raise HaiError(json.loads(error_file.read_text())["error"])
+            returncode = exit_status(returncode)
             if returncode == 0 and result_file.exists():
                 result: dict[str, Any] = json.loads(result_file.read_text())
                 return result
+            if _looks_frozen(logs):
+                raise JobFailed(
+                    f"a training process stopped answering: the others waited the --timeout of "
+                    f"{timeout_s:g} s for it and gave up (exit status {returncode}); not retried, "
+                    f"since a retry would likely cost another {timeout_s:g} s:\n{logs}",
+                    returncode,
+                    hint="run with --nproc 1 to see the error in one process",
+                )
             if attempt < retries:
                 print(
-                    f"warning: the {nproc} training processes crashed (exit status {returncode}); "
+                    f"warning: the {nproc} training processes crashed after "
+                    f"{time.monotonic() - started:.1f} s (exit status {returncode}); "
                     "starting them once more",
                     file=sys.stderr,
                 )
-        raise HaiError(
+        raise JobFailed(
             f"the {nproc} training processes failed (exit status {returncode}):\n{logs}",
+            returncode,
             hint="run with --nproc 1 to see the error in one process",
         )
