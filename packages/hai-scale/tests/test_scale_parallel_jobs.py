@@ -113,10 +113,12 @@ def test_a_signal_stops_every_process_and_removes_the_folder(
     job = _job(tmp_path, "--epochs", "100000")
     ranks = _ranks(tmp_path, job)
     agent = _parent(ranks[0])
-    assert _parent(ranks[1]) == agent and _parent(agent) == job.pid
+    assert _parent(ranks[1]) == agent
+    assert _parent(agent) == job.pid
     # Every socket the agent and the ranks listen on is bound to 127.0.0.1 (0100007F), none to *.
     addresses = _listening([agent, *ranks])
-    assert addresses and set(addresses) == {"0100007F"}
+    assert addresses
+    assert set(addresses) == {"0100007F"}
     (os.killpg if to_group else os.kill)(job.pid, sig)
     returncode, out, err = _finish(job, STOP_S)
     assert returncode == status
@@ -138,7 +140,7 @@ def test_a_killed_rank_is_retried_once_and_the_job_ends_with_its_status(tmp_path
     os.kill(first[1], signal.SIGKILL)
     second = _ranks(tmp_path, job, old=first)  # the retry
     os.kill(second[0], signal.SIGKILL)
-    returncode, out, err = _finish(job, 60)
+    returncode, _out, err = _finish(job, 60)
     assert returncode == 128 + signal.SIGKILL
     assert err.count("starting them once more") == 1
     assert "the 2 training processes failed (exit status 137)" in err
@@ -166,7 +168,7 @@ def test_a_frozen_rank_is_not_retried(monkeypatch: pytest.MonkeyPatch) -> None:
         return 1, "--- local rank 0 ---\nRuntimeError: [gloo] Timed out waiting 3000ms for recv operation"
 
     monkeypatch.setattr(launch_module, "_run_job", frozen)
-    with pytest.raises(HaiError, match="stopped answering.*--timeout of 3 s.*not retried") as info:
+    with pytest.raises(HaiError, match=r"stopped answering.*--timeout of 3 s.*not retried") as info:
         launch(BNNConfig(data="synthetic", mode="sample", samples=2), 2, timeout_s=3.0)
     assert attempts == [0]
     assert info.value.exit_code == 1
