@@ -4,7 +4,9 @@ Backtests seasonal naive, the last-profile baseline, ReCycle (over that baseline
 seasonal naive) on the last 20 % of the hourly Victoria electricity demand (7-day history,
 1-day horizon; the synthetic series when statsmodels is missing), trains the token-per-step
 transformer for a few epochs to time it on the same window, and draws forecast, baseline and
-truth. Runs torch on one thread (the models are tiny); about 20 s on 2 CPU cores.
+truth; then appends the small pruning study of :mod:`hai.forecast.pruning.demo` (its table,
+figures and summary). Runs torch on one thread (the models are tiny); about a minute on
+2 CPU cores.
 """
 
 from __future__ import annotations
@@ -136,6 +138,10 @@ def run(context: DemoContext) -> Section:
             )
         )
     best = min(results, key=lambda n: results[n].metrics["mae"])
+    from hai.forecast.pruning.demo import pruning_section
+
+    pruning = pruning_section(context)
+    metrics.update({f"pruning_{k}": v for k, v in pruning.metrics.items()})
     return Section(
         domain="forecast",
         title="ReCycle: residual cyclic transformer for load forecasting",
@@ -151,8 +157,9 @@ def run(context: DemoContext) -> Section:
                 if figures
                 else " (No figure: matplotlib is not installed; pip install 'hai-forecast[demo]'.)"
             )
+            + f" {pruning.title}: {pruning.summary}"
         ),
         metrics=metrics,
-        figures=figures,
-        tables=[table],
+        figures=figures + pruning.figures,
+        tables=[table, *pruning.tables],
     )

@@ -74,6 +74,7 @@ def _cmd_prune_study(args: argparse.Namespace) -> int:
         stride=args.stride,
         eval_stride=args.eval_stride,
         scope=args.scope,
+        structured_targets=tuple(args.targets) if args.targets else None,
         lr=args.lr,
         seed=args.seed,
         data=Path(args.data).name if os.path.isfile(args.data) else args.data,
@@ -141,6 +142,7 @@ def _cmd_zoo(args: argparse.Namespace) -> int:
 
 def add_commands(sub: Any) -> None:
     """Add ``prune-study`` and ``zoo`` to ``hai forecast``'s subparsers ``sub``."""
+    from hai.forecast.pruning.structured import TARGETS
     from hai.forecast.pruning.study import METHODS
     from hai.forecast.pruning.unstructured import SCOPES
     from hai.forecast.zoo import ZOO
@@ -185,6 +187,14 @@ def add_commands(sub: Any) -> None:
         help="steps between test windows (default: the cycle length)",
     )
     p.add_argument("--scope", choices=list(SCOPES), default="global", help="unstructured pruning scope")
+    p.add_argument(
+        "--targets",
+        nargs="+",
+        choices=list(TARGETS),
+        default=None,
+        help="structured pruning: what to remove (default: each model's heads and FFN channels where "
+        "its graph allows); a target a model cannot prune is refused before training",
+    )
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--seed", type=arg_nonnegative_int(), default=0)
     p.add_argument("--out", required=True, help="folder for the cells, the table and the figures (resumable)")

@@ -1,6 +1,6 @@
 """The pruning study's figures: test loss vs sparsity per model, FLOPs vs measured latency.
 
-Drawn with matplotlib (the ``plot`` extra) when it is installed, written atomically as PNG;
+Drawn with matplotlib (the ``demo`` extra) when it is installed, written atomically as PNG;
 without matplotlib no figure is drawn and the table stays the result.
 """
 

@@ -117,6 +117,27 @@ def prune_structured(
     """
     s = check_sparsity(sparsity)
     targets = tuple(targets)
+    check_targets(net, targets)
+    units: dict[str, tuple[int, int]] = {}
+    if s == 0.0:
+        return StructuredResult(s, targets, units)
+    for t in targets:
+        for qual, m in _groups(net, t):
+            if isinstance(m, AttentionLayer):
+                before = m.n_heads
+                m.prune_heads(_keep(m.head_importance(), s))
+                units[f"{qual}:heads"] = (before, m.n_heads)
+            elif isinstance(m, FeedForward):
+                before = m.d_ff
+                m.prune_hidden(_keep(m.hidden_importance(), s))
+                units[f"{qual}:ffn"] = (before, m.d_ff)
+            else:
+                units[f"{qual}:ffn"] = _ffn_of_layer(m, s)
+    return StructuredResult(s, targets, units)
+
+
+def check_targets(net: nn.Module, targets: tuple[str, ...] | list[str]) -> None:
+    """Raise :class:`StructuredPruningError` (naming the module) unless ``net`` allows every target."""
     for t in targets:
         if t not in TARGETS:
             raise InputError(
@@ -134,19 +155,3 @@ def prune_structured(
             )
         if not _groups(net, t):
             raise StructuredPruningError(f"{type(net).__name__} has no {t} to prune")
-    units: dict[str, tuple[int, int]] = {}
-    if s == 0.0:
-        return StructuredResult(s, targets, units)
-    for t in targets:
-        for qual, m in _groups(net, t):
-            if isinstance(m, AttentionLayer):
-                before = m.n_heads
-                m.prune_heads(_keep(m.head_importance(), s))
-                units[f"{qual}:heads"] = (before, m.n_heads)
-            elif isinstance(m, FeedForward):
-                before = m.d_ff
-                m.prune_hidden(_keep(m.hidden_importance(), s))
-                units[f"{qual}:ffn"] = (before, m.d_ff)
-            else:
-                units[f"{qual}:ffn"] = _ffn_of_layer(m, s)
-    return StructuredResult(s, targets, units)

@@ -35,7 +35,13 @@ import torch
 from hai.forecast.neural import NeuralForecaster
 from hai.forecast.pruning.finetune import finetune, training_batches
 from hai.forecast.pruning.measure import Costs, measure_costs, paired_latency
-from hai.forecast.pruning.structured import StructuredPruningError, prune_structured, supported_targets
+from hai.forecast.pruning.structured import (
+    TARGETS,
+    StructuredPruningError,
+    check_targets,
+    prune_structured,
+    supported_targets,
+)
 from hai.forecast.pruning.unstructured import SCOPES, check_sparsity, prune_unstructured, weight_sparsity
 from hai.forecast.zoo import ZOO, WindowForecaster, make_forecaster
 from hai.forecast.zoo import protocol as P
@@ -60,6 +66,7 @@ class StudySpec:
     stride: int = 1
     eval_stride: int | None = None
     scope: str = "global"
+    structured_targets: tuple[str, ...] | None = None
     lr: float = 3e-3
     seed: int = 0
     latency_batch: int = 32
@@ -80,13 +87,27 @@ class StudySpec:
         if self.scope not in SCOPES:
             raise InputError(f"unknown pruning scope {self.scope!r}", hint=f"use one of {', '.join(SCOPES)}")
         sparsities = tuple(check_sparsity(s) for s in self.sparsities)
+        targets = None if self.structured_targets is None else tuple(self.structured_targets)
+        for t in targets or ():
+            if t not in TARGETS:
+                raise InputError(
+                    f"unknown structured pruning target {t!r}", hint=f"use one of {', '.join(TARGETS)}"
+                )
+        if targets is not None and not targets:
+            raise InputError("structured_targets is empty", hint=f"name some of {', '.join(TARGETS)} or None")
         if not models or not self.methods or not sparsities:
             raise InputError("a study needs at least one model, method and sparsity")
         for name, value in (("finetune_epochs", self.finetune_epochs), ("epochs", self.epochs)):
             if not isinstance(value, int) or value < 0:
                 raise InputError(f"{name} must be an integer of at least 0, got {value!r}")
         return StudySpec(
-            **{**asdict(self), "models": models, "methods": tuple(self.methods), "sparsities": sparsities}
+            **{
+                **asdict(self),
+                "models": models,
+                "methods": tuple(self.methods),
+                "sparsities": sparsities,
+                "structured_targets": targets,
+            }
         )
 
     @property
@@ -184,7 +205,7 @@ def _cell(
     if method == "unstructured":
         masks = prune_unstructured(net, s, scope=spec.scope).masks
     else:
-        targets = supported_targets(net)
+        targets = spec.structured_targets or supported_targets(net)
         if not targets:
             raise StructuredPruningError(
                 f"{type(net).__name__} has no attention heads or FFN channels this study can prune"
@@ -277,6 +298,8 @@ def run_study(
                 f"{out} holds a study with other settings ({', '.join(changed)})",
                 hint="use another --out folder, or the same settings to resume",
             )
+    if "structured" in spec.methods and spec.structured_targets:
+        _check_structured(spec, split)
     _write_json(spec_path, saved)
     cells: dict[str, dict[str, Any]] = {}
     cell_dir = out / "cells"
@@ -317,6 +340,18 @@ def run_study(
     from hai.forecast.pruning.figures import study_figures
 
     return StudyResult(table, out, spec, study_figures(table, out))
+
+
+def _check_structured(spec: StudySpec, split: P.ProtocolSplit) -> None:
+    """Refuse, before any training, structured targets a model's graph does not allow."""
+    assert spec.structured_targets
+    for name in spec.models:
+        model = _build(name, spec, split).set_params(epochs=0).fit(split.fit_part)
+        assert model.net_ is not None
+        try:
+            check_targets(model.net_, spec.structured_targets)
+        except StructuredPruningError as exc:
+            raise StructuredPruningError(f"{name}: {exc.message}", hint=exc.hint) from None
 
 
 class _NoBar:
