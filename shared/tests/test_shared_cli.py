@@ -190,3 +190,12 @@ def test_unopenable_file_is_one_line_and_exit_2(monkeypatch, capsys, tmp_path: P
     assert main(["--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"hai: error: {tmp_path / 'missing.csv'}: No such file or directory"]
+
+
+def test_quiet_holds_for_one_command_only(capsys):
+    from hai.shared import is_quiet
+
+    assert not is_quiet()
+    assert main(["--quiet", "info"]) == 0
+    capsys.readouterr()
+    assert not is_quiet()  # a later command (or library call) draws its bars again

@@ -27,7 +27,7 @@ from hai.shared.errors import (
     OutputError,
 )
 from hai.shared.files import atomic_path, atomic_write, write_json, write_text
-from hai.shared.progress import progress, set_quiet
+from hai.shared.progress import is_quiet, progress, set_quiet
 from hai.shared.report import Figure, Section, Table
 from hai.shared.runtime import RngStreams, available_devices, resolve_device, seed_everything, torch_threads
 
@@ -52,6 +52,7 @@ __all__ = [
     "atomic_write",
     "available_devices",
     "discover_sensors",
+    "is_quiet",
     "load_checkpoint",
     "load_results",
     "measure",

@@ -23,7 +23,7 @@ from typing import Any
 from hai.shared import __version__, plugins
 from hai.shared.errors import HaiError, MissingPackageError
 from hai.shared.files import to_jsonable
-from hai.shared.progress import set_quiet
+from hai.shared.progress import is_quiet, set_quiet
 
 Handler = Callable[[argparse.Namespace], int | None]
 
@@ -119,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``hai`` command with ``argv`` (default: the process arguments); return the status."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args_list or os.environ.get("HAI_DEBUG", "") not in ("", "0")
+    # --quiet holds for this command only: main() called from Python leaves no state behind.
+    was_quiet = is_quiet()
     try:
         wanted = _first_command(args_list)
         installed = plugins.commands()
@@ -160,6 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("hai: interrupted", file=sys.stderr)
         return 130
+    finally:
+        set_quiet(was_quiet)
 
 
 if __name__ == "__main__":  # pragma: no cover

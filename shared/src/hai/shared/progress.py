@@ -23,6 +23,11 @@ def set_quiet(quiet: bool = True) -> None:
     _quiet = quiet
 
 
+def is_quiet() -> bool:
+    """Whether :func:`set_quiet` turned the bars off (the environment is not consulted)."""
+    return _quiet
+
+
 def progress_enabled() -> bool:
     """Whether a progress bar would be drawn now."""
     if _quiet or os.environ.get("HAI_QUIET", "").strip() not in ("", "0"):
