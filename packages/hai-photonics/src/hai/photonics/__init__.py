@@ -21,7 +21,7 @@ from hai.photonics import materials, tmm
 from hai.photonics.baseline import Match, TemplateBaseline
 from hai.photonics.dataset import Dataset, DatasetInfo, generate_dataset, load_dataset, random_stacks
 from hai.photonics.evaluate import Evaluation, evaluate, plot_designs
-from hai.photonics.materials import Material, known_materials, nk, register_csv
+from hai.photonics.materials import Material, MaterialInfo, known_materials, material_info, nk, register_csv
 from hai.photonics.simulate import (
     OPTOGPT,
     OPTOLLAMA,
@@ -43,6 +43,7 @@ __all__ = [
     "Layer",
     "Match",
     "Material",
+    "MaterialInfo",
     "SimulationConfig",
     "Spectra",
     "Stack",
@@ -57,6 +58,7 @@ __all__ = [
     "incoherent",
     "known_materials",
     "load_dataset",
+    "material_info",
     "materials",
     "nk",
     "plot_designs",
