@@ -26,7 +26,8 @@ def test_square_schedule_closed_forms() -> None:
 
 def test_antithetic_times_are_evenly_spaced() -> None:
     t = antithetic_t(8, 1e-3, generator=torch.Generator().manual_seed(0))
-    assert t.min() >= 1e-3 and t.max() < 1
+    assert t.min() >= 1e-3
+    assert t.max() < 1
     gaps = torch.diff(torch.sort(t).values)
     assert torch.allclose(gaps, torch.full_like(gaps, (1 - 1e-3) / 8))
 
@@ -36,7 +37,8 @@ def test_mask_rate_follows_beta() -> None:
     tokens = torch.full((4000, 21), 7)
     t = torch.full((4000,), 0.6, dtype=torch.float64)
     noisy, masked = mask_tokens(tokens, t, s, mask_id=1, generator=torch.Generator().manual_seed(1))
-    assert (noisy[masked] == 1).all() and (noisy[~masked] == 7).all()
+    assert (noisy[masked] == 1).all()
+    assert (noisy[~masked] == 7).all()
     assert float(masked.double().mean()) == pytest.approx(float(s.beta(torch.tensor(0.6))), abs=0.005)
 
 

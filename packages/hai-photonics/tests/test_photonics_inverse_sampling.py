@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 import pytest
@@ -44,7 +45,7 @@ def test_confidence_sampler_commits_counts_per_step(steps: int) -> None:
     sample(model, torch.rand(6, 3, 12), VOCAB, method="confidence", steps=steps, trace=trace)
     remaining = [VOCAB.sequence_length] + [int(m[0].sum()) for m in trace]
     assert all(int(m.sum(dim=1).unique().numel()) == 1 for m in trace)  # same count in every row
-    committed = [a - b for a, b in zip(remaining, remaining[1:], strict=False)]
+    committed = [a - b for a, b in itertools.pairwise(remaining)]
     assert committed == transfer_counts(VOCAB.sequence_length, steps)
     assert remaining[-1] == 0
 

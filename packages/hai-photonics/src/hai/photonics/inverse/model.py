@@ -25,6 +25,7 @@ __all__ = ["SIZES", "ModelConfig", "OptoLlama"]
 #: d_model, n_blocks, n_heads of the named sizes.
 SIZES: dict[str, tuple[int, int, int]] = {
     "tiny": (64, 2, 4),
+    "mini": (128, 2, 4),
     "small": (128, 4, 4),
     "base": (256, 6, 8),
     "paper": (1024, 6, 8),
@@ -56,7 +57,7 @@ class ModelConfig:
 
     @classmethod
     def sized(cls, size: str, **kwargs: Any) -> ModelConfig:
-        """A named size (``tiny``, ``small``, ``base``, ``paper``) with other fields given."""
+        """A named size (``tiny``, ``mini``, ``small``, ``base``, ``paper``) with other fields given."""
         if size not in SIZES:
             raise InputError(f"unknown model size {size!r}", hint=f"sizes: {', '.join(SIZES)}")
         d, n, h = SIZES[size]

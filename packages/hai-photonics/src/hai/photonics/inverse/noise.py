@@ -32,7 +32,7 @@ class NoiseSchedule:
 
     ``power`` 2 is OptoLlama's square schedule; ``power`` 1 is MDLM/LLaDA's linear one.
 
-    >>> NoiseSchedule().beta(torch.tensor(0.5)).item()
+    >>> NoiseSchedule().beta(torch.tensor(0.5, dtype=torch.float64)).item()
     0.24975
     """
 

@@ -143,8 +143,13 @@ def train(
     resume: bool = True,
     device: Any = "cpu",
     progress_bar: bool = True,
+    stop_at: int | None = None,
 ) -> TrainResult:
-    """Train ``cfg.model`` on ``data``; checkpoints go to ``out_dir/{best,last}.safetensors``."""
+    """Train ``cfg.model`` on ``data``; checkpoints go to ``out_dir/{best,last}.safetensors``.
+
+    ``stop_at`` ends this call after that many steps (with a checkpoint), as an interruption would;
+    the next call with ``resume`` goes on exactly where it stopped.
+    """
     out = Path(out_dir)
     best_path, last_path = out / "best.safetensors", out / "last.safetensors"
     rank, world = _rank_world()
@@ -159,7 +164,9 @@ def train(
         dropout=cfg.dropout,
     )
     schedule = NoiseSchedule()
-    core = build_model(cfg.model, model_cfg).to(device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        core = build_model(cfg.model, model_cfg).to(device)
     model: torch.nn.Module = core
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     names = {id(p): n for n, p in model.named_parameters()}
@@ -263,6 +270,7 @@ def train(
                 bar.update(1)
                 bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
             over_time = cfg.max_seconds is not None and time.perf_counter() - start > cfg.max_seconds
+            over_time = over_time or (stop_at is not None and step >= stop_at)
             if step % cfg.eval_every == 0 or step == cfg.steps or over_time:
                 val = validate() if len(val_idx) else float(loss.detach())
                 history.append(
