@@ -165,7 +165,7 @@ def test_randoms_grow_with_activity() -> None:
 
 
 def test_bad_input() -> None:
-    with pytest.raises(InputError, match="seconds must be positive"):
+    with pytest.raises(InputError, match="seconds must be a positive number"):
         simulate("safir", [PointSource(1e3)], seconds=0)
     with pytest.raises(InputError, match="activity"):
         simulate("safir", [PointSource(-1.0)], seconds=1e-3)

@@ -7,12 +7,33 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 from typing import Any
 
-from hai.shared import InputError
+from hai.shared import CheckpointError, InputError, OutputError
+from hai.shared.checks import (
+    arg_nonnegative_float,
+    arg_nonnegative_int,
+    arg_positive_float,
+    arg_positive_int,
+)
 from hai.shared.cli import print_json
 
 SOURCES = ("cylinder", "point", "line")
+
+
+def _check_output(path: str | None, flag: str) -> None:
+    """Refuse an output path that cannot become a file before any work is done."""
+    if path is None:
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise OutputError(f"{flag} {path} is a folder", hint="give a file name, not a folder")
+    for parent in target.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise OutputError(f"{flag} {path}: {parent} is a file, not a folder")
+            break
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
@@ -20,10 +41,9 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     from hai.pet.scanner import get_scanner
     from hai.pet.simulate import CylinderSource, LineSource, PointSource, Source, WaterCylinder, simulate
 
+    _check_output(args.out, "--out")
     scanner = get_scanner(args.preset)
     activity = args.activity_mbq * 1e6
-    if args.activity_mbq < 0:
-        raise InputError(f"--activity-mbq must not be negative, got {args.activity_mbq}")
     phantom_r = min(100.0, 0.4 * scanner.radius_mm)
     half = scanner.axial_length_mm / 2
     source: Source
@@ -68,6 +88,7 @@ def _cmd_sort(args: argparse.Namespace) -> int:
     from hai.pet.scanner import get_scanner
     from hai.pet.sorter import sort_coincidences, sort_scw
 
+    _check_output(args.out, "--out")
     sectors = args.sectors
     if sectors is None and args.preset is not None:
         sectors = get_scanner(args.preset).sectors
@@ -138,6 +159,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from hai.pet.gate_io import read_singles
     from hai.pet.petnet import PETNet
 
+    _check_output(args.out, "--out")
     singles = read_singles(args.file, progress_bar=not args.json)
     scanner, enc = _encode(singles, args.preset, args.steps, args.bin_ns)
     used = enc.nonempty_samples
@@ -183,14 +205,16 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from hai.pet.sorter import coincidence_tree, sort_coincidences, sort_scw
     from hai.pet.spikes import spikes_to_pairs
 
-    singles = read_singles(args.file, progress_bar=not args.json)
+    _check_output(args.plot, "--plot")
     net = PETNet.load(args.model, device=args.device)
-    meta = net.metadata_
-    if not {"preset", "steps", "bin_ns"} <= set(meta):
-        raise InputError(
-            f"{args.model} does not record its spike encoding", hint="train it with `hai pet train`"
+    preset, steps, bin_ns = _encoding_of(args.model, net.metadata_)
+    singles = read_singles(args.file, progress_bar=not args.json)
+    scanner, enc = _encode(singles, preset, steps, bin_ns)
+    if scanner.n_crystals != net.n_channels:
+        raise CheckpointError(
+            f"{args.model} has {net.n_channels} input channels, its scanner {preset!r} "
+            f"{scanner.n_crystals} crystals"
         )
-    scanner, enc = _encode(singles, meta["preset"], int(meta["steps"]), float(meta["bin_ns"]))
     rows: dict[str, dict[str, float]] = {}
     start = time.perf_counter()
     pred = net.predict_spikes(enc)
@@ -233,6 +257,27 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _encoding_of(model: str, meta: dict[str, Any]) -> tuple[str, int, float]:
+    """The spike encoding a checkpoint records (preset, steps, bin_ns), checked."""
+    from hai.pet.scanner import PRESETS
+    from hai.shared.checks import positive_float, positive_int
+
+    if not {"preset", "steps", "bin_ns"} <= set(meta):
+        raise CheckpointError(
+            f"{model} does not record its spike encoding", hint="train it with `hai pet train`"
+        )
+    try:
+        if meta["preset"] not in PRESETS:
+            raise InputError(f"unknown scanner preset {meta['preset']!r}")
+        return (
+            str(meta["preset"]),
+            positive_int("steps", meta["steps"]),
+            positive_float("bin_ns", meta["bin_ns"]),
+        )
+    except (InputError, TypeError) as exc:
+        raise CheckpointError(f"{model} records an unusable spike encoding: {exc}") from None
+
+
 def _plot_f1(path: str, rows: dict[str, dict[str, float]]) -> None:
     from hai.shared import MissingPackageError, atomic_write
 
@@ -251,20 +296,29 @@ def _plot_f1(path: str, rows: dict[str, dict[str, float]]) -> None:
         fig.savefig(fh, format="png", dpi=110)
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """An argparse parser whose usage errors are one line (the usage is one --help away)."""
+
+    def error(self, message: str) -> Any:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def register(parser: argparse.ArgumentParser) -> None:
     """Add the ``hai pet`` subcommands to ``parser``."""
     from hai.pet.scanner import PRESETS
     from hai.pet.sorter import POLICIES
 
-    sub = parser.add_subparsers(dest="pet_command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(
+        dest="pet_command", metavar="COMMAND", required=True, parser_class=_OneLineParser
+    )
 
     p = sub.add_parser("simulate", help="simulate a scanner and write GATE Hits and Singles trees")
     p.add_argument("--preset", default="clinical", choices=sorted(PRESETS), help="scanner preset")
-    p.add_argument("--seconds", type=float, required=True, help="acquisition time (s)")
-    p.add_argument("--activity-mbq", type=float, default=1.0, help="source activity (MBq)")
+    p.add_argument("--seconds", type=arg_positive_float, required=True, help="acquisition time (s)")
+    p.add_argument("--activity-mbq", type=arg_positive_float, default=1.0, help="source activity (MBq)")
     p.add_argument("--source", default="cylinder", choices=SOURCES, help="source shape (centred)")
     p.add_argument("--no-phantom", action="store_true", help="no water phantom (no phantom scatter)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=arg_nonnegative_int(), default=0)
     p.add_argument("--out", required=True, help="ROOT file to write")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=_cmd_simulate)
@@ -272,18 +326,28 @@ def register(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("sort", help="sort the singles of a GATE ROOT file into a Coincidences tree")
     p.add_argument("file", help="GATE 9 or GATE 10 ROOT file with singles")
     p.add_argument("--tree", help="the singles tree (default: Singles)")
-    p.add_argument("--window-ns", type=float, required=True, help="coincidence window (ns)")
+    p.add_argument("--window-ns", type=arg_positive_float, required=True, help="coincidence window (ns)")
     p.add_argument(
         "--policy",
         required=True,
         choices=[*POLICIES, "SCW"],
         help="GATE multiple-coincidence policy (or SCW, PETNet's sliding-window baseline)",
     )
-    p.add_argument("--offset-ns", type=float, default=0.0, help="window offset (ns): delayed window")
-    p.add_argument("--min-sector-difference", type=int, default=0)
-    p.add_argument("--sectors", type=int, help="sectors (rsectors) per ring, for --min-sector-difference")
+    p.add_argument(
+        "--offset-ns", type=arg_nonnegative_float, default=0.0, help="window offset (ns): delayed window"
+    )
+    p.add_argument("--min-sector-difference", type=arg_nonnegative_int(), default=0)
+    p.add_argument(
+        "--sectors", type=arg_positive_int(), help="sectors (rsectors) per ring, for --min-sector-difference"
+    )
     p.add_argument("--preset", choices=sorted(PRESETS), help="take --sectors from a scanner preset")
-    p.add_argument("--energy-window-kev", type=float, nargs=2, metavar=("LO", "HI"))
+    p.add_argument(
+        "--energy-window-kev",
+        type=arg_nonnegative_float,
+        nargs=2,
+        metavar=("LO", "HI"),
+        help="keV, e.g. 350 650",
+    )
     p.add_argument("--all-open", action="store_true", help="every single opens a window")
     p.add_argument("--metrics", action="store_true", help="score against the truth (eventID, comptonPhantom)")
     p.add_argument("--out", required=True, help="ROOT file to write (tree Coincidences)")
@@ -293,21 +357,25 @@ def register(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("train", help="train PETNet on the singles of a (simulated) ROOT file")
     p.add_argument("file", help="ROOT file with singles and their truth (eventID, comptonPhantom)")
     p.add_argument("--preset", default="clinical", choices=sorted(PRESETS), help="scanner of the file")
-    p.add_argument("--steps", type=int, default=100, help="time steps per sample")
-    p.add_argument("--bin-ns", type=float, default=0.5, help="width of one time step (ns)")
-    p.add_argument("--hidden", type=int, help="hidden LIF neurons (default: one per crystal)")
+    p.add_argument("--steps", type=arg_positive_int(), default=100, help="time steps per sample")
+    p.add_argument("--bin-ns", type=arg_positive_float, default=0.5, help="width of one time step (ns)")
+    p.add_argument("--hidden", type=arg_positive_int(), help="hidden LIF neurons (default: one per crystal)")
     p.add_argument("--geometry", action="store_true", help="geometry-aware variant (opposite-fan inputs)")
     p.add_argument(
         "--local",
         action="store_true",
         help="geometry-local variant: one small LIF network shared by all crystals (learns from few samples)",
     )
-    p.add_argument("--fan", type=int, default=20, help="half width of the facing fan (crystals)")
-    p.add_argument("--timing-weight", type=float, default=0.1, help="weight of the spike-timing loss")
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=5e-4)
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument(
+        "--fan", type=arg_nonnegative_int(), default=20, help="half width of the facing fan (crystals)"
+    )
+    p.add_argument(
+        "--timing-weight", type=arg_nonnegative_float, default=0.1, help="weight of the spike-timing loss"
+    )
+    p.add_argument("--epochs", type=arg_positive_int(), default=30)
+    p.add_argument("--batch-size", type=arg_positive_int(), default=128)
+    p.add_argument("--lr", type=arg_positive_float, default=5e-4)
+    p.add_argument("--seed", type=arg_nonnegative_int(), default=42)
     p.add_argument("--device", default="auto")
     p.add_argument("--out", required=True, help="checkpoint to write (.safetensors)")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -316,10 +384,12 @@ def register(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("evaluate", help="PETNet, a GATE sorter policy and SCW side by side (pair-level F1)")
     p.add_argument("file", help="ROOT file with singles and their truth")
     p.add_argument("--model", required=True, help="checkpoint from `hai pet train`")
-    p.add_argument("--window-ns", type=float, required=True, help="coincidence window (ns)")
+    p.add_argument("--window-ns", type=arg_positive_float, required=True, help="coincidence window (ns)")
     p.add_argument("--policy", required=True, choices=POLICIES, help="GATE multiple-coincidence policy")
-    p.add_argument("--min-sector-difference", type=int, default=0)
-    p.add_argument("--tolerance-steps", type=int, default=2, help="predicted-spike time tolerance")
+    p.add_argument("--min-sector-difference", type=arg_nonnegative_int(), default=0)
+    p.add_argument(
+        "--tolerance-steps", type=arg_nonnegative_int(), default=2, help="predicted-spike time tolerance"
+    )
     p.add_argument("--plot", metavar="PNG", help="also save a bar chart of the F1 scores")
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="print JSON")

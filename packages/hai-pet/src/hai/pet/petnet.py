@@ -42,7 +42,22 @@ from snntorch import surrogate
 from torch import nn
 
 from hai.pet.spikes import SpikeEncoding
-from hai.shared import InputError, RngStreams, load_checkpoint, resolve_device, save_checkpoint
+from hai.shared import (
+    CheckpointError,
+    InputError,
+    RngStreams,
+    load_checkpoint,
+    resolve_device,
+    save_checkpoint,
+)
+from hai.shared.checks import (
+    finite_float,
+    fraction,
+    nonnegative_float,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+)
 
 
 def opposite_fan(n_channels: int, crystals_per_ring: int, fan: int) -> torch.Tensor:
@@ -381,9 +396,33 @@ class PETNet:
         keys = [k for k in inspect.signature(type(self).__init__).parameters if k != "self"]
         return {k: getattr(self, k) for k in keys}
 
+    def _check_params(self) -> None:
+        """Raise :class:`InputError` naming the first constructor parameter no network can use."""
+        positive_int("n_channels", self.n_channels)
+        positive_int("n_layers", self.n_layers)
+        if self.hidden is not None:
+            positive_int("hidden", self.hidden)
+        if self.beta is not None and not 0 <= finite_float("beta", self.beta) <= 1:
+            raise InputError(f"beta (the membrane decay) must lie in [0, 1], got {self.beta!r}")
+        if self.crystals_per_ring is not None:
+            positive_int("crystals_per_ring", self.crystals_per_ring)
+        nonnegative_int("fan", self.fan)
+        positive_float("init_scale", self.init_scale)
+        positive_float("lr", self.lr)
+        positive_int("epochs", self.epochs)
+        positive_int("batch_size", self.batch_size)
+        positive_int("patience", self.patience)
+        fraction("validation_fraction", self.validation_fraction)
+        nonnegative_float("count_weight", self.count_weight)
+        nonnegative_float("timing_weight", self.timing_weight)
+        if self.pos_weight != "balanced":
+            if isinstance(self.pos_weight, str):
+                raise InputError(f"pos_weight must be a number or 'balanced', got {self.pos_weight!r}")
+            positive_float("pos_weight", self.pos_weight)
+        nonnegative_int("seed", self.seed)
+
     def _build(self) -> PETNetModule | LocalPETNetModule:
-        if self.n_channels <= 0 or self.n_layers <= 0:
-            raise InputError("n_channels and n_layers must be positive")
+        self._check_params()
         geo = None
         if self.geometry:
             geo = opposite_fan(self.n_channels, self.crystals_per_ring or self.n_channels, self.fan)
@@ -398,9 +437,20 @@ class PETNet:
         )
 
     def _check(self, x: np.ndarray, name: str) -> torch.Tensor:
-        arr = np.asarray(x, dtype=np.float32)
+        try:
+            arr = np.asarray(x, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise InputError(f"{name} must be a numeric array [samples, steps, {self.n_channels}]") from None
         if arr.ndim != 3 or arr.shape[2] != self.n_channels:
             raise InputError(f"{name} must have shape [samples, steps, {self.n_channels}], got {arr.shape}")
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            first = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise InputError(
+                f"{name} has {int(bad.sum())} NaN or infinite value(s), the first at [sample, step, "
+                f"channel] = {list(first)}",
+                hint="PETNet reads spike trains: 0/1 values (hai.pet.encode_spikes)",
+            )
         return torch.from_numpy(arr)
 
     def fit(self, x: np.ndarray, y: np.ndarray) -> PETNet:
@@ -411,6 +461,7 @@ class PETNet:
         ``pos_weight_``. The validation split is by sample. The local network trains on the
         (sample, crystal) rows that hold an input spike, ``batch_size`` rows at a time.
         """
+        self._check_params()
         xt, yt = self._check(x, "x"), self._check(y, "y")
         if xt.shape != yt.shape:
             raise InputError(f"x {tuple(xt.shape)} and y {tuple(yt.shape)} differ in shape")
@@ -571,18 +622,83 @@ class PETNet:
             extra={"history": history, "metadata": metadata or {}, "pos_weight": self.pos_weight_},
         )
 
+    def _expected_large_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Shapes of the layers' weights and the geometry buffer, computed without building."""
+        c = int(self.n_channels)
+        if self.local:
+            sizes = [LocalPETNetModule.n_features] + [self.hidden or 8] * self.n_layers + [1]
+            shapes: dict[str, tuple[int, ...]] = {"geometry": (c, c)}
+        else:
+            n_in = 2 * c if self.geometry else c
+            sizes = [n_in] + [self.hidden or c] * self.n_layers + [c]
+            shapes = {"geometry": (c, c) if self.geometry else (0,)}
+        for k, (a, b) in enumerate(itertools.pairwise(sizes)):
+            shapes[f"fcs.{k}.weight"] = (b, a)
+            shapes[f"fcs.{k}.bias"] = (b,)
+        return shapes
+
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, device: str = "cpu") -> PETNet:
-        """A fitted PETNet from a checkpoint written by :meth:`save`."""
+        """A fitted PETNet from a checkpoint written by :meth:`save`.
+
+        Nothing in the file is executed (safetensors, JSON metadata). A checkpoint of another
+        model, a config this class does not know, or tensors whose names, shapes, dtypes or
+        values do not fit the network the config describes raise :class:`CheckpointError`
+        before any network of the file's size is built.
+        """
         ckpt = load_checkpoint(path, framework="torch")
         params = dict(ckpt.config)
+        known = [k for k in inspect.signature(cls.__init__).parameters if k != "self"]
+        unknown = sorted(set(params) - set(known))
+        if unknown or "n_channels" not in params:
+            what = f"its config has {', '.join(map(repr, unknown[:6]))}" if unknown else "no n_channels"
+            raise CheckpointError(
+                f"{path} is not a PETNet checkpoint ({what})",
+                hint="give a checkpoint written by `hai pet train` or PETNet.save",
+            )
         params["device"] = device
         net = cls(**params)
+        try:
+            net._check_params()
+            for flag in ("geometry", "local"):
+                if not isinstance(getattr(net, flag), bool):
+                    raise InputError(f"{flag} must be true or false, got {getattr(net, flag)!r}")
+        except InputError as exc:
+            raise CheckpointError(f"{path} holds an invalid PETNet config: {exc.message}") from None
+        tensors = ckpt.tensors
+        for name, shape in net._expected_large_shapes().items():
+            got = tuple(tensors[name].shape) if name in tensors else None
+            if got != shape:
+                raise CheckpointError(
+                    f"{path} does not fit the PETNet its config describes: tensor {name!r} is "
+                    f"{'missing' if got is None else f'of shape {list(got)}'}, expected {list(shape)}"
+                )
         module = net._build()
-        module.load_state_dict(ckpt.tensors)
+        expected = module.state_dict()
+        if set(tensors) != set(expected):
+            extra, missing = sorted(set(tensors) - set(expected)), sorted(set(expected) - set(tensors))
+            raise CheckpointError(
+                f"{path} does not fit the PETNet its config describes "
+                f"(unexpected tensors: {extra[:5] or 'none'}; missing: {missing[:5] or 'none'})"
+            )
+        for name, want in expected.items():
+            got = tensors[name]
+            if tuple(got.shape) != tuple(want.shape) or got.dtype != want.dtype:
+                raise CheckpointError(
+                    f"{path}: tensor {name!r} is {got.dtype} {list(got.shape)}, expected "
+                    f"{want.dtype} {list(want.shape)}"
+                )
+            if got.is_floating_point() and not bool(torch.isfinite(got).all()):
+                raise CheckpointError(f"{path}: tensor {name!r} holds NaN or infinite values")
+            if name.endswith("reset_mechanism_val") and not torch.equal(got, want):
+                raise CheckpointError(f"{path}: tensor {name!r} is not the subtractive reset PETNet uses")
+        module.load_state_dict(tensors)
         net.device_ = resolve_device(device)
         net.module_ = module.to(net.device_).eval()
-        net.history_ = [EpochRecord(**r) for r in ckpt.extra.get("history", [])]
-        net.metadata_ = dict(ckpt.extra.get("metadata", {}))
-        net.pos_weight_ = float(ckpt.extra.get("pos_weight", 1.0))
+        try:
+            net.history_ = [EpochRecord(**r) for r in ckpt.extra.get("history", [])]
+            net.metadata_ = dict(ckpt.extra.get("metadata", {}))
+            net.pos_weight_ = positive_float("pos_weight", ckpt.extra.get("pos_weight", 1.0))
+        except (TypeError, ValueError, InputError) as exc:
+            raise CheckpointError(f"{path} has malformed PETNet metadata: {exc}") from None
         return net

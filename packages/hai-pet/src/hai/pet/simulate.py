@@ -44,6 +44,18 @@ import numpy as np
 from hai.pet.scanner import Scanner, get_scanner
 from hai.pet.tables import GateTree
 from hai.shared import InputError, RngStreams
+from hai.shared.checks import finite_array, nonnegative_float, positive_float
+
+
+def _point(name: str, value: tuple[float, float, float]) -> None:
+    point = finite_array(name, value)
+    if point.shape != (3,):
+        raise InputError(f"{name} must be three numbers (x, y, z) in mm, got {value!r}")
+
+
+def _activity(value: float) -> None:
+    nonnegative_float("activity_bq", value)
+
 
 C_MM_PER_NS = 299.792458
 ELECTRON_MASS_KEV = 510.99895
@@ -64,6 +76,10 @@ class PointSource:
     activity_bq: float
     position_mm: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
+    def __post_init__(self) -> None:
+        _activity(self.activity_bq)
+        _point("position_mm", self.position_mm)
+
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """``n`` decay positions, shape (n, 3)."""
         return np.broadcast_to(np.asarray(self.position_mm, dtype=np.float64), (n, 3)).copy()
@@ -76,6 +92,11 @@ class LineSource:
     activity_bq: float
     start_mm: tuple[float, float, float] = (0.0, 0.0, -5.0)
     end_mm: tuple[float, float, float] = (0.0, 0.0, 5.0)
+
+    def __post_init__(self) -> None:
+        _activity(self.activity_bq)
+        _point("start_mm", self.start_mm)
+        _point("end_mm", self.end_mm)
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """``n`` decay positions, shape (n, 3)."""
@@ -92,6 +113,12 @@ class CylinderSource:
     radius_mm: float = 100.0
     length_mm: float = 20.0
     center_mm: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    def __post_init__(self) -> None:
+        _activity(self.activity_bq)
+        positive_float("radius_mm", self.radius_mm)
+        positive_float("length_mm", self.length_mm)
+        _point("center_mm", self.center_mm)
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """``n`` decay positions, shape (n, 3)."""
@@ -115,6 +142,11 @@ class WaterCylinder:
     length_mm: float = 200.0
     mu_per_mm: float = MU_WATER_PER_MM
 
+    def __post_init__(self) -> None:
+        positive_float("radius_mm", self.radius_mm)
+        positive_float("length_mm", self.length_mm)
+        nonnegative_float("mu_per_mm", self.mu_per_mm)
+
 
 @dataclass
 class Simulation:
@@ -137,11 +169,10 @@ class Simulation:
 def _validate(sources: Sequence[Source], seconds: float) -> None:
     if not sources:
         raise InputError("give at least one source")
-    if not seconds > 0:
-        raise InputError(f"seconds must be positive, got {seconds!r}")
+    positive_float("seconds", seconds)
     for s in sources:
-        if not s.activity_bq >= 0:
-            raise InputError(f"source activity must not be negative, got {s.activity_bq!r}")
+        if not isinstance(s, PointSource | LineSource | CylinderSource):
+            raise InputError(f"a source must be a PointSource, LineSource or CylinderSource, not {s!r}")
 
 
 def _klein_nishina_cos(rng: np.random.Generator, energy_kev: np.ndarray) -> np.ndarray:

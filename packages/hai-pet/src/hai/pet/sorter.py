@@ -43,8 +43,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hai.pet.tables import COINCIDENCE_PAIR_FIELDS, REQUIRED_SINGLES, GateTree
+from hai.pet.tables import COINCIDENCE_PAIR_FIELDS, REQUIRED_SINGLES, GateTree, check_singles
 from hai.shared import InputError
+from hai.shared.checks import nonnegative_int, positive_int
 
 #: GATE 9's multiple-coincidence policies, spelled as in GATE macros.
 POLICIES: tuple[str, ...] = (
@@ -60,6 +61,11 @@ POLICIES: tuple[str, ...] = (
 )
 #: GATE's documented default since OpenGATE/Gate PR #704 (older documents: keepIfAllAreGoods).
 DEFAULT_POLICY = "takeWinnerIfAllAreGoods"
+#: Relative widening of the energy window's edges: about 8 float32 ulps, so that an energy stored
+#: in float32 at exactly an edge is inside (float32 rounds by at most 2**-24 relative).
+ENERGY_RTOL = 1e-6
+#: An energy window whose upper edge is at most this many keV was almost surely given in MeV.
+MEV_LOOKING_KEV = 10.0
 
 
 @dataclass
@@ -103,6 +109,7 @@ def check_policy(policy: str) -> str:
 def _times(singles: GateTree) -> np.ndarray:
     if len(singles) == 0:
         raise InputError("there are no singles to sort (the table is empty)")
+    check_singles(singles)
     t = np.asarray(singles["time"], dtype=np.float64)
     bad = np.flatnonzero(np.diff(t) < 0)
     if len(bad):
@@ -111,9 +118,46 @@ def _times(singles: GateTree) -> np.ndarray:
             f"time[{bad[0]}] = {t[bad[0]]!r} s ({len(bad)} decrease(s))",
             hint="sort the singles by time first (GATE's presort buffer does this)",
         )
-    if not np.all(np.isfinite(t)):
-        raise InputError("single times must be finite")
     return t
+
+
+def energy_window_mask(energy_mev: np.ndarray, energy_window_kev: tuple[float, float]) -> np.ndarray:
+    """Which energies (MeV, as GATE stores them) lie in ``[lo, hi]`` keV, edges included.
+
+    The edges are widened by :data:`ENERGY_RTOL` (relative), so that an energy stored in float32
+    at exactly an edge (``np.float32(0.35)`` is 349.99999 keV) counts as inside, as it was meant.
+    A window whose upper edge is at most :data:`MEV_LOOKING_KEV` keV is refused: it is almost
+    certainly given in MeV.
+
+    >>> energy_window_mask(np.array([0.35, 0.65, 0.3499, 0.651], dtype=np.float32), (350, 650)).tolist()
+    [True, True, False, False]
+    """
+    lo, hi = check_energy_window(energy_window_kev)
+    e_kev = np.asarray(energy_mev, dtype=np.float64) * 1000.0
+    return np.asarray((e_kev >= lo * (1 - ENERGY_RTOL)) & (e_kev <= hi * (1 + ENERGY_RTOL)))
+
+
+def check_energy_window(energy_window_kev: tuple[float, float] | list[float]) -> tuple[float, float]:
+    """``(lo, hi)`` keV as floats, or :class:`InputError` saying what is wrong with them."""
+    try:
+        lo, hi = (float(x) for x in energy_window_kev)
+    except (TypeError, ValueError):
+        raise InputError(
+            "the energy window (energy_window_kev) must be two numbers (low, high) in keV, "
+            f"got {energy_window_kev!r}"
+        ) from None
+    if not (np.isfinite(lo) and np.isfinite(hi) and 0 <= lo < hi):
+        raise InputError(
+            "the energy window (energy_window_kev) must satisfy 0 ≤ low < high keV, finite, "
+            f"got {energy_window_kev!r}",
+            hint="e.g. (350, 650) keV",
+        )
+    if hi <= MEV_LOOKING_KEV:
+        raise InputError(
+            f"the energy window (energy_window_kev) ({lo:g}, {hi:g}) looks like MeV: it is given in keV",
+            hint=f"for {lo:g}–{hi:g} MeV give ({lo * 1000:g}, {hi * 1000:g}) keV",
+        )
+    return lo, hi
 
 
 def _openers(t: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
@@ -175,7 +219,8 @@ def sort_coincidences(
         policy: one of :data:`POLICIES` (GATE spelling).
         offset_ns: window offset (ns) ≥ 0; > 0 gives a delayed window (randoms estimate).
         min_sector_difference: GATE's ``minSectorDifference``.
-        energy_window_kev: keep singles with lo ≤ E ≤ hi (keV) before sorting.
+        energy_window_kev: keep singles with lo ≤ E ≤ hi (keV) before sorting (edges
+            float32-safe, see :func:`energy_window_mask`; a window that looks like MeV is refused).
         all_singles_open_window: every single opens a window (``allPulseOpenCoincGate``).
         sectors: sectors per ring for the circular difference (needed when
             ``min_sector_difference`` > 0; GATE takes it from the scanner geometry).
@@ -190,25 +235,23 @@ def sort_coincidences(
         raise InputError(f"the coincidence window must be a positive number of ns, got {window_ns!r}")
     if not np.isfinite(offset_ns) or offset_ns < 0:
         raise InputError(f"the window offset must be ≥ 0 ns, got {offset_ns!r}")
-    if min_sector_difference < 0:
-        raise InputError(f"min_sector_difference must be ≥ 0, got {min_sector_difference!r}")
+    min_sector_difference = nonnegative_int("min_sector_difference", min_sector_difference)
+    if energy_window_kev is not None:
+        energy_window_kev = check_energy_window(energy_window_kev)
     singles.require(REQUIRED_SINGLES)
     t_all = _times(singles)
     energy_kev = np.asarray(singles["energy"], dtype=np.float64) * 1000.0
     rows = np.arange(len(singles))
     if energy_window_kev is not None:
-        lo_e, hi_e = (float(x) for x in energy_window_kev)
-        if not (0 <= lo_e < hi_e):
-            raise InputError(f"energy window must satisfy 0 ≤ low < high keV, got {energy_window_kev!r}")
-        rows = np.flatnonzero((energy_kev >= lo_e) & (energy_kev <= hi_e))
+        rows = np.flatnonzero(energy_window_mask(singles["energy"], energy_window_kev))
     sector_all = np.asarray(singles["rsectorID"], dtype=np.int64)
     if sectors is None and min_sector_difference > 0:
         raise InputError(
             "a minimum sector difference needs the number of sectors per ring",
             hint="pass sectors=N, the scanner's rsector count (Scanner.sectors)",
         )
-    n_sectors = int(sectors) if sectors is not None else int(sector_all.max()) + 1
-    if n_sectors <= 0 or n_sectors <= int(sector_all.max()):
+    n_sectors = positive_int("sectors", sectors) if sectors is not None else int(sector_all.max()) + 1
+    if n_sectors <= int(sector_all.max()):
         raise InputError(f"sectors ({n_sectors}) must exceed every rsectorID (max {int(sector_all.max())})")
     settings: dict[str, object] = {
         "window_ns": float(window_ns),

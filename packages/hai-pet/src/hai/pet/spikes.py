@@ -24,8 +24,9 @@ import numpy as np
 
 from hai.pet.metrics import true_pairs
 from hai.pet.sorter import sort_scw
-from hai.pet.tables import GateTree
+from hai.pet.tables import GateTree, check_singles
 from hai.shared import InputError
+from hai.shared.checks import positive_float, positive_int
 
 
 @dataclass
@@ -103,12 +104,17 @@ def encode_spikes(
     ``rsectorID`` and ``crystalID``, see :meth:`hai.pet.Scanner.global_crystal`); consecutive
     samples tile the time from the first single on.
     """
-    if bin_ns <= 0 or n_steps <= 0 or n_crystals <= 0 or crystals_per_sector <= 0:
-        raise InputError("bin_ns, n_steps, n_crystals and crystals_per_sector must be positive")
+    bin_ns = positive_float("bin_ns", bin_ns)
+    n_steps = positive_int("n_steps", n_steps)
+    n_crystals = positive_int("n_crystals", n_crystals)
+    crystals_per_sector = positive_int("crystals_per_sector", crystals_per_sector)
+    if crystals_per_ring is not None:
+        crystals_per_ring = positive_int("crystals_per_ring", crystals_per_ring)
     singles.require(("time", "rsectorID", "crystalID", "eventID"))
     t = np.asarray(singles["time"], dtype=np.float64)
     if len(t) == 0:
         raise InputError("there are no singles to encode")
+    check_singles(singles)
     if np.any(np.diff(t) < 0):
         raise InputError("single times are not monotonic", hint="sort the singles by time first")
     per = crystals_per_sector

@@ -124,6 +124,79 @@ COINCIDENCES_BRANCHES: tuple[str, ...] = (
 #: Branches without which a singles table cannot be sorted.
 REQUIRED_SINGLES: tuple[str, ...] = ("eventID", "time", "energy", "rsectorID", "crystalID")
 
+#: Real-valued branches that must be finite (NaN or infinity would sort, encode or score silently
+#: wrong); ``energy`` must also be ≥ 0.
+FINITE_BRANCHES: tuple[str, ...] = ("time", "energy", "globalPosX", "globalPosY", "globalPosZ")
+#: GATE's volume and event identifiers: whole numbers ≥ 0.
+ID_BRANCHES: tuple[str, ...] = (
+    "runID",
+    "eventID",
+    "sourceID",
+    "gantryID",
+    "rsectorID",
+    "moduleID",
+    "submoduleID",
+    "crystalID",
+    "layerID",
+)
+
+
+def check_singles(tree: GateTree, branches: tuple[str, ...] | list[str] | None = None) -> None:
+    """Raise :class:`InputError` naming the first branch of ``tree`` with values no sorter can use.
+
+    Checks the branches of :data:`FINITE_BRANCHES` (finite; ``energy`` ≥ 0) and
+    :data:`ID_BRANCHES` (whole numbers ≥ 0) that the tree has, or only those in ``branches``.
+
+    >>> try:
+    ...     check_singles(GateTree("Singles", {"crystalID": np.array([3, -1])}))
+    ... except InputError as exc:
+    ...     print(exc.message[:60])
+    branch 'crystalID' of tree 'Singles' has 1 value(s) that are
+    """
+    wanted = set(FINITE_BRANCHES + ID_BRANCHES) if branches is None else set(branches)
+    for name in FINITE_BRANCHES:
+        if name not in wanted or name not in tree.columns:
+            continue
+        values = tree.columns[name]
+        if values.dtype.kind not in "biuf":
+            raise InputError(f"branch {name!r} of tree {tree.name!r} must be numeric, not {values.dtype}")
+        if values.dtype.kind == "f":
+            bad = np.flatnonzero(~np.isfinite(values))
+            if len(bad):
+                raise InputError(
+                    f"branch {name!r} of tree {tree.name!r} has {len(bad)} NaN or infinite value(s), "
+                    f"the first at row {bad[0]} ({values[bad[0]].item()!r})",
+                    hint="remove or repair those entries, e.g. keep rows where numpy.isfinite holds",
+                )
+        if name == "energy":
+            negative = np.flatnonzero(values < 0)
+            if len(negative):
+                raise InputError(
+                    f"branch 'energy' of tree {tree.name!r} has {len(negative)} negative value(s), "
+                    f"the first at row {negative[0]} ({values[negative[0]].item()!r} MeV)",
+                    hint="energies are deposits in MeV, ≥ 0",
+                )
+    for name in ID_BRANCHES:
+        if name not in wanted or name not in tree.columns:
+            continue
+        values = tree.columns[name]
+        if values.dtype.kind not in "biuf":
+            raise InputError(
+                f"branch {name!r} of tree {tree.name!r} must be an integer ID, not {values.dtype}"
+            )
+        if values.dtype.kind in "bu":
+            continue
+        ok = values >= 0
+        if values.dtype.kind == "f":
+            ok &= np.isfinite(values) & (values == np.round(values))
+        bad = np.flatnonzero(~ok)
+        if len(bad):
+            raise InputError(
+                f"branch {name!r} of tree {tree.name!r} has {len(bad)} value(s) that are not IDs "
+                f"(whole numbers ≥ 0), the first at row {bad[0]} ({values[bad[0]].item()!r})",
+                hint="GATE numbers events and volumes from 0; check the file or the geometry",
+            )
+
 
 @dataclass
 class GateTree:
