@@ -1,0 +1,121 @@
+"""AutoPQ data: hourly checks, aggregation, SimBench profiles, calendar, split, windows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hai.grid.autopq import data
+from hai.shared import InputError
+
+
+def _series(n: int = 24 * 21, freq: str = "h") -> pd.Series:
+    idx = pd.date_range("2024-01-01", periods=n, freq=freq)
+    return pd.Series(np.arange(n, dtype=float), index=idx)
+
+
+def test_split_is_the_references() -> None:
+    s = data.split_points(1000)
+    assert (s.train_end, s.val_end) == (560, 800)  # test 200 = 20 %, val 240 = 30 % of 800
+    origins = s.origins("val", horizon=24, history=168)
+    assert origins[0] == 560
+    assert origins[-1] == 800 - 24
+    assert s.origins("train", horizon=24, history=168)[0] == 168
+
+
+def test_quarter_hours_are_averaged_per_hour() -> None:
+    y = _series(4 * 24 * 15, "15min")
+    out = data.hourly_series(y)
+    assert len(out) == 24 * 15
+    assert out.index.freqstr == "h"
+    assert out.iloc[0] == pytest.approx(1.5)
+    assert out.iloc[1] == pytest.approx(5.5)
+
+
+def test_partial_first_hour_is_dropped() -> None:
+    y = _series(4 * 24 * 15, "15min").iloc[2:]
+    out = data.hourly_series(y)
+    assert out.index[0] == pd.Timestamp("2024-01-01 01:00")
+    assert out.iloc[0] == pytest.approx(5.5)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda y: y.drop(y.index[100]), "not regular"),
+        (lambda y: y.iloc[::-1], "strictly increasing"),
+        (lambda y: y.where(y.index != y.index[50]), "non-finite"),
+        (lambda y: y.iloc[: 24 * 13], "two weeks"),
+        (lambda y: y.reset_index(drop=True), "DatetimeIndex"),
+        (lambda y: y.resample("2h").mean(), "hourly"),
+    ],
+)
+def test_bad_series_is_refused(mutate, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        data.hourly_series(mutate(_series()))
+
+
+def test_csv_round_trip_and_errors(tmp_path) -> None:
+    y = _series()
+    path = tmp_path / "load.csv"
+    y.rename("mw").to_csv(path, index_label="time")
+    back = data.read_csv(path)
+    np.testing.assert_array_equal(back.to_numpy(), y.to_numpy())
+    assert back.name == "mw"
+    with pytest.raises(InputError, match="no column"):
+        data.read_csv(path, column="nope")
+    with pytest.raises(InputError, match="does not exist"):
+        data.read_csv(tmp_path / "missing.csv")
+
+
+def test_calendar_features() -> None:
+    idx = pd.DatetimeIndex(["2024-01-06 06:00", "2024-01-08 00:00"])  # Saturday 6 h, Monday 0 h
+    cal = data.calendar_features(idx)
+    np.testing.assert_allclose(cal[0, :2], [1.0, 0.0], atol=1e-12)
+    np.testing.assert_allclose(cal[1, :4], [0.0, 1.0, 0.0, 1.0], atol=1e-12)
+    assert list(cal[:, -1]) == [1.0, -1.0]
+
+
+def test_windows_and_future_index() -> None:
+    values = np.arange(10.0)
+    np.testing.assert_array_equal(data.windows(values, np.array([3, 5]), 2, -1), [[2, 3], [4, 5]])
+    idx = data.future_index(pd.date_range("2024-01-01", periods=3, freq="h"), 2)
+    assert list(idx) == [pd.Timestamp("2024-01-01 03:00"), pd.Timestamp("2024-01-01 04:00")]
+
+
+def test_horizon_the_data_cannot_support() -> None:
+    split = data.split_points(336)
+    with pytest.raises(InputError, match="horizon"):
+        data.check_horizon(100, 336, split, history=168)
+
+
+def test_simbench_profiles() -> None:
+    pytest.importorskip("simbench")
+    y = data.simbench_profile("pv:PV3")
+    assert len(y) == 366 * 24
+    assert y.index.freqstr == "h"
+    assert y.min() >= 0.0
+    assert y.max() > 0.0
+    assert y[y.index.hour == 0].max() == 0.0  # no sun at midnight CET
+    assert "H0-A" in data.simbench_profiles("load")
+    with pytest.raises(InputError, match="known"):
+        data.simbench_profile("load:NOPE")
+
+
+def test_simbench_missing_names_the_extra(monkeypatch) -> None:
+    import importlib.util
+
+    from hai.shared import MissingPackageError
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(MissingPackageError, match="simbench"):
+        data.simbench_profile("load:H0-A")
+
+
+def test_synthetic_series() -> None:
+    y = data.synthetic_series("pv", weeks=2)
+    assert len(y) == 336
+    assert y.min() >= 0
+    assert y[y.index.hour == 2].max() == 0.0
+    assert data.hourly_series(data.synthetic_series("load", weeks=2)).shape == (336,)
