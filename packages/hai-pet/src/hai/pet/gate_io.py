@@ -4,8 +4,10 @@ GATE 9 writes ``Hits``, ``Singles`` and ``Coincidences`` TTrees; opengate (GATE 
 singles with other branch names (``EventID``, ``GlobalTime`` in ns, ``TotalEnergyDeposit``,
 ``PostPosition_X/Y/Z``, ``PreStepUniqueVolumeID``). hai reads both into GATE 9-named
 :class:`~hai.pet.tables.GateTree` tables and writes GATE 9 trees that ROOT and hai open alike.
-Files are written atomically (a temporary file in the same folder, then ``os.replace``), and
-large trees are read in chunks with a progress bar.
+TTrees and RNTuples are read alike (uproot 5.7 writes an RNTuple for ``file[name] = {...}``).
+Files are written through hai.shared's atomic writer, large trees are read in chunks with a
+progress bar, and a file that cannot be read (not ROOT, truncated, empty, corrupt, without the
+tree or branches asked for) is one :class:`~hai.shared.InputError`.
 
 >>> import tempfile, pathlib
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "t.root"
@@ -18,7 +20,7 @@ True
 from __future__ import annotations
 
 import os
-import tempfile
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,8 @@ from typing import Any
 import numpy as np
 
 from hai.pet.tables import REQUIRED_SINGLES, GateTree
-from hai.shared import InputError, progress
+from hai.shared import HaiError, InputError, atomic_path, progress
+from hai.shared.checks import positive_int
 
 WRITE_CHUNK = 1_000_000
 READ_STEP = 1_000_000
@@ -52,48 +55,54 @@ GATE10_REQUIRED: tuple[str, ...] = (
 )
 
 
-def write_gate(path: str | os.PathLike[str], trees: Mapping[str, GateTree] | Sequence[GateTree]) -> Path:
+def write_gate(
+    path: str | os.PathLike[str],
+    trees: Mapping[str, GateTree] | Sequence[GateTree],
+    *,
+    rntuple: bool = False,
+) -> Path:
     """Write GATE trees into a new ROOT file at ``path`` (replaced atomically); return the path.
 
     ``trees`` is a list of :class:`GateTree` (each written under its name) or a mapping of tree
     name to table. Every numeric column becomes one branch with its dtype; a column of strings
-    (numpy ``str``, e.g. ``comptVolName``, ``processName``) becomes a string branch.
+    (numpy ``str``, e.g. ``comptVolName``, ``processName``) becomes a string branch. The trees
+    are TTrees (what GATE 9 writes and every ROOT reads), or RNTuples with ``rntuple=True``
+    (what uproot 5.7 writes for ``file[name] = {...}``, and GATE 10 output may come as). The
+    file is written through :func:`hai.shared.atomic_path`: a failed write leaves an existing
+    file whole and no temporary file behind.
     """
     import uproot  # type: ignore[import-untyped]
 
     items = list(trees.items()) if isinstance(trees, Mapping) else [(t.name, t) for t in trees]
     if not items:
         raise InputError("nothing to write: give at least one tree")
+    for name, tree in items:
+        if not tree.columns:
+            raise InputError(f"tree {name!r} has no branches to write")
+        for key, value in tree.columns.items():
+            if value.dtype.kind not in "biufU":
+                raise InputError(f"branch {key!r} of {name!r} is neither numeric nor str ({value.dtype})")
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        with uproot.recreate(tmp_name) as fh:
-            for name, tree in items:
-                for key, value in tree.columns.items():
-                    if value.dtype.kind not in "biufU":
-                        raise InputError(
-                            f"branch {key!r} of {name!r} is neither numeric nor str ({value.dtype})"
-                        )
-                fh.mktree(
-                    name,
-                    {k: "string" if v.dtype.kind == "U" else v.dtype for k, v in tree.columns.items()},
-                )
-                n = len(tree)
-                for start in range(0, n, WRITE_CHUNK):
-                    fh[name].extend(
-                        {
-                            k: _to_awkward_strings(v[start : start + WRITE_CHUNK])
-                            if v.dtype.kind == "U"
-                            else v[start : start + WRITE_CHUNK]
-                            for k, v in tree.columns.items()
-                        }
+    with atomic_path(target) as tmp, uproot.recreate(tmp) as fh:
+        for name, tree in items:
+            n = len(tree)
+            for start in range(0, max(n, 1), WRITE_CHUNK):
+                chunk = {
+                    k: _to_awkward_strings(v[start : start + WRITE_CHUNK])
+                    if v.dtype.kind == "U"
+                    else v[start : start + WRITE_CHUNK]
+                    for k, v in tree.columns.items()
+                }
+                if start:
+                    fh[name].extend(chunk)
+                elif rntuple:
+                    fh.mkrntuple(name, chunk)
+                else:
+                    fh.mktree(
+                        name,
+                        {k: "string" if v.dtype.kind == "U" else v.dtype for k, v in tree.columns.items()},
                     )
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+                    fh[name].extend(chunk)
     return target
 
 
@@ -137,31 +146,145 @@ def _from_awkward_strings(array: Any) -> np.ndarray:
     return decoded[inverse.ravel()] if len(names) else np.zeros(0, dtype="U1")
 
 
-def _open_tree(path: str | os.PathLike[str], tree: str) -> Any:
+#: The ROOT classes hai reads GATE tables from.
+TABLE_CLASSES: tuple[str, ...] = ("TTree", "ROOT::RNTuple")
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception as one short line (uproot's messages span several)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _unreadable(source: Path, exc: BaseException) -> InputError:
+    if isinstance(exc, MemoryError):
+        return InputError(
+            f"{source} declares sizes larger than this machine can hold (a corrupt or crafted ROOT file)",
+            hint="check the file; GATE writes sizes that match its content",
+        )
+    return InputError(
+        f"{source} is not a readable ROOT file ({type(exc).__name__}: {_one_line(exc)})",
+        hint="give a ROOT file written by GATE, opengate or hai (truncated or foreign files cannot be read)",
+    )
+
+
+def _open_file(path: str | os.PathLike[str]) -> tuple[Path, Any, list[str]]:
+    """The checked path, the open uproot file and the names of its trees and RNTuples."""
     import uproot
 
     source = Path(path)
+    if source.is_dir():
+        raise InputError(f"ROOT file {source} is a folder, not a file")
     if not source.is_file():
         raise InputError(f"ROOT file {source} does not exist")
+    if source.stat().st_size == 0:
+        raise InputError(f"ROOT file {source} is empty (0 bytes)")
     try:
         fh = uproot.open(source)
-    except Exception as exc:
-        raise InputError(f"{source} is not a readable ROOT file: {exc}") from exc
-    names = [k.split(";")[0] for k, cls in fh.classnames().items() if cls == "TTree"]
+        names = [k.split(";")[0] for k, cls in fh.classnames().items() if cls in TABLE_CLASSES]
+    except HaiError:
+        raise
+    except (Exception, MemoryError) as exc:  # uproot raises many types for corrupt files
+        raise _unreadable(source, exc) from None
+    return source, fh, list(dict.fromkeys(names))
+
+
+def _open_tree(path: str | os.PathLike[str], tree: str) -> Any:
+    source, fh, names = _open_file(path)
     if tree not in names:
-        raise InputError(f"{source} has no tree {tree!r}", hint=f"trees: {', '.join(names) or 'none'}")
-    return fh[tree]
+        raise InputError(
+            f"{source} has no tree {tree!r}", hint=f"trees and RNTuples: {', '.join(names) or 'none'}"
+        )
+    try:
+        handle = fh[tree]
+        handle.keys()
+        int(handle.num_entries)
+    except (Exception, MemoryError) as exc:
+        raise _unreadable(source, exc) from None
+    return handle
 
 
 def tree_names(path: str | os.PathLike[str]) -> list[str]:
-    """Names of the TTrees in a ROOT file."""
-    import uproot
+    """Names of the TTrees and RNTuples in a ROOT file."""
+    return _open_file(path)[2]
 
-    source = Path(path)
-    if not source.is_file():
-        raise InputError(f"ROOT file {source} does not exist")
-    with uproot.open(source) as fh:
-        return [k.split(";")[0] for k, cls in fh.classnames().items() if cls == "TTree"]
+
+#: Bytes per entry that a string or other variable-size branch may declare (GATE's volume and
+#: process names are a few characters).
+MAX_VARIABLE_ENTRY_BYTES = 4096
+#: Slack for a basket's key and headers in its declared uncompressed size.
+BASKET_SLACK_BYTES = 4096
+
+
+_SCALAR_TYPE = re.compile(r"^(std::u?int(8|16|32|64)_t|float|double|bool|char)$")
+
+
+def _too_large(source: Path, what: str, declared: int, limit: int) -> InputError:
+    return InputError(
+        f"{source} declares {what} of {declared:,} bytes where its entries need at most {limit:,} "
+        "(a corrupt or crafted ROOT file)",
+        hint="hai reads only files whose declared sizes match their content",
+    )
+
+
+def _check_declared_sizes(handle: Any, wanted: list[str], source: Path) -> None:
+    """Refuse a tree whose declared sizes exceed what its entries can hold, before reading.
+
+    A TTree basket declares its uncompressed size and a reader allocates that much; a crafted
+    file can declare gigabytes in a few bytes. Each basket of a fixed-size branch may hold its
+    entries' bytes (plus its key), a string branch :data:`MAX_VARIABLE_ENTRY_BYTES` per entry.
+    An RNTuple's pages declare their element counts: a column may not hold more elements in a
+    cluster than that cluster has entries (times :data:`MAX_VARIABLE_ENTRY_BYTES` for the
+    characters of strings). Then the whole read must fit in memory.
+    """
+    from hai.shared.checks import check_memory
+
+    row_bytes = 0
+    if hasattr(handle, "page_link_list"):  # RNTuple
+        fields = handle.field_records
+        summaries = handle.cluster_summaries
+        if sum(int(c.num_entries) for c in summaries) != int(handle.num_entries):
+            raise InputError(
+                f"{source}: the clusters of RNTuple {handle.name!r} do not add up to its entries"
+            )
+        wanted_ids = {i for i, f in enumerate(fields) if f.field_name in wanted}
+        for cluster, pages in zip(summaries, handle.page_link_list, strict=False):
+            n = int(cluster.num_entries)
+            for column, col_pages in zip(handle.column_records, pages, strict=False):
+                if int(column.field_id) not in wanted_ids:
+                    continue
+                field = fields[int(column.field_id)]
+                per = 1 if _SCALAR_TYPE.match(str(field.type_name)) else MAX_VARIABLE_ENTRY_BYTES
+                elements = sum(int(page.num_elements) for page in col_pages.pages)
+                if elements > n * per:
+                    size = max(int(column.nbits), 8) // 8
+                    raise _too_large(
+                        source, f"pages of field {field.field_name!r}", elements * size, n * per * size
+                    )
+        for name in wanted:
+            typename = str(handle[name].typename)
+            row_bytes += MAX_VARIABLE_ENTRY_BYTES if typename == "std::string" else 8
+    else:
+        for name in wanted:
+            branch = handle[name]
+            interpretation = branch.interpretation
+            fixed = type(interpretation).__name__ == "AsDtype"
+            per = int(interpretation.numpy_dtype.itemsize) if fixed else MAX_VARIABLE_ENTRY_BYTES
+            row_bytes += per
+            for i in range(int(branch._num_normal_baskets)):
+                start, stop = branch.basket_entry_start_stop(i)
+                limit = (int(stop) - int(start)) * per + BASKET_SLACK_BYTES
+                declared = int(branch.basket_uncompressed_bytes(i))
+                if declared > limit or int(stop) < int(start):
+                    raise _too_large(source, f"a basket of branch {name!r}", declared, limit)
+    check_memory(int(handle.num_entries) * row_bytes, f"reading {len(wanted)} branches of {source}")
+
+
+def _is_string(handle: Any, branch: str) -> bool:
+    field = handle[branch]
+    if hasattr(field, "interpretation"):  # TTree branch
+        return type(field.interpretation).__name__ == "AsStrings"
+    return str(getattr(field, "typename", "")) == "std::string"  # RNTuple field
 
 
 def iterate_gate(
@@ -178,9 +301,9 @@ def iterate_gate(
     Raises :class:`InputError` listing all ``required`` (or requested) branches that the
     tree lacks, and for an empty tree.
     """
-    if step_size <= 0:
-        raise InputError(f"step_size must be positive, got {step_size}")
-    handle = _open_tree(path, tree)
+    step_size = positive_int("step_size", step_size)
+    source = Path(path)
+    handle = _open_tree(source, tree)
     present = list(handle.keys())
     wanted = list(branches) if branches is not None else present
     missing = [b for b in dict.fromkeys([*required, *wanted]) if b not in present]
@@ -190,22 +313,39 @@ def iterate_gate(
             hint=f"it has: {', '.join(present) or 'no branches'}",
         )
     total = int(handle.num_entries)
-    if total == 0:
+    if total <= 0:
         raise InputError(f"tree {tree!r} in {path} is empty (0 entries)")
-    strings = {b for b in wanted if type(handle[b].interpretation).__name__ == "AsStrings"}
-    chunks = handle.iterate(wanted, step_size=step_size, library="ak" if strings else "np")
-    if progress_bar:
-        chunks = progress(chunks, total=-(-total // step_size), desc=f"reading {tree}", unit="chunk")
-    for chunk in chunks:
-        if not strings:
-            yield GateTree(tree, {k: np.asarray(chunk[k]) for k in wanted})
-            continue
-        import awkward as ak
+    try:
+        _check_declared_sizes(handle, wanted, source)
+        strings = {b for b in wanted if _is_string(handle, b)}
+        chunks = handle.iterate(wanted, step_size=step_size, library="ak" if strings else "np")
+        if progress_bar:
+            chunks = progress(chunks, total=-(-total // step_size), desc=f"reading {tree}", unit="chunk")
+        for chunk in chunks:
+            yield _chunk_table(tree, wanted, strings, chunk, source)
+    except HaiError:
+        raise
+    except (Exception, MemoryError) as exc:
+        raise _unreadable(source, exc) from None
 
-        yield GateTree(
-            tree,
-            {k: _from_awkward_strings(chunk[k]) if k in strings else ak.to_numpy(chunk[k]) for k in wanted},
-        )
+
+def _chunk_table(tree: str, wanted: list[str], strings: set[str], chunk: Any, source: Path) -> GateTree:
+    import awkward as ak
+
+    cols: dict[str, np.ndarray] = {}
+    for k in wanted:
+        if k in strings:
+            cols[k] = _from_awkward_strings(chunk[k])
+            continue
+        value = ak.to_numpy(chunk[k]) if strings else np.asarray(chunk[k])
+        if value.ndim != 1 or value.dtype.kind not in "biuf":
+            raise InputError(
+                f"branch {k!r} of tree {tree!r} in {source} is not one number per entry "
+                f"({value.dtype}, {value.ndim} dimension(s))",
+                hint="hai reads GATE's scalar branches; leave this one out (branches=...)",
+            )
+        cols[k] = value
+    return GateTree(tree, cols)
 
 
 def read_gate(

@@ -698,7 +698,7 @@ class PETNet:
         try:
             net.history_ = [EpochRecord(**r) for r in ckpt.extra.get("history", [])]
             net.metadata_ = dict(ckpt.extra.get("metadata", {}))
-            net.pos_weight_ = positive_float("pos_weight", ckpt.extra.get("pos_weight", 1.0))
+            net.pos_weight_ = nonnegative_float("pos_weight", ckpt.extra.get("pos_weight", 1.0))
         except (TypeError, ValueError, InputError) as exc:
             raise CheckpointError(f"{path} has malformed PETNet metadata: {exc}") from None
         return net
