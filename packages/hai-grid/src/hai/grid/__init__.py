@@ -15,6 +15,7 @@ try:
 except _metadata.PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
 
+from hai.grid.autopq.estimator import AutoPQ
 from hai.grid.batch import BatchResult, solve_batch
 from hai.grid.cases import load_case
 from hai.grid.contingency import ContingencyResult, run_contingency
@@ -29,6 +30,7 @@ from hai.grid.powerflow import PowerFlowInfo, runpp
 from hai.grid.timeseries import run_timeseries
 
 __all__ = [
+    "AutoPQ",
     "BatchResult",
     "CompiledNetwork",
     "ContingencyResult",

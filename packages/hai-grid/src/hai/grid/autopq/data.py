@@ -70,7 +70,9 @@ def split_points(n: int, *, test_fraction: float = 0.2, val_fraction: float = 0.
     return Split(n=n, train_end=rest - n_val, val_end=rest)
 
 
-def hourly_series(y: pd.Series | pd.DataFrame, *, name: str | None = None) -> pd.Series:
+def hourly_series(
+    y: pd.Series | pd.DataFrame, *, name: str | None = None, min_hours: int = MIN_HOURS
+) -> pd.Series:
     """Check ``y`` and return it as an hourly float Series (finer data averaged per hour).
 
     Raises :class:`InputError` for a missing DatetimeIndex, unsorted or repeated time stamps,
@@ -133,9 +135,10 @@ def hourly_series(y: pd.Series | pd.DataFrame, *, name: str | None = None) -> pd
         full = counts.to_numpy() == hour // step
         # drop incomplete first/last hours; inner hours are complete because the steps are regular
         out = out[full]
-    if len(out) < MIN_HOURS:
+    if len(out) < min_hours:
+        what = "two weeks" if min_hours == MIN_HOURS else f"{min_hours} hours"
         raise InputError(
-            f"the series covers {len(out)} hours; AutoPQ needs two weeks ({MIN_HOURS} hourly values)",
+            f"the series covers {len(out)} hours; AutoPQ needs {what} ({min_hours} hourly values)",
             hint="give a longer series",
         )
     out.index = pd.DatetimeIndex(out.index, freq="h")
