@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from hai.photonics.dataset import Dataset
+from hai.photonics.dataset import Dataset, check_spectra
 from hai.photonics.stacks import Stack, Vocabulary
 from hai.shared import InputError, resolve_device
 
@@ -67,6 +67,7 @@ class TemplateBaseline:
                 f"need spectra (N, 3, W) and tokens (N, L) with the same N > 0, got {tuple(spectra.shape)} "
                 f"and {tuple(tokens.shape)}"
             )
+        check_spectra(spectra, "library spectra")
         self.library_spectra_ = spectra.to(torch.float16) if spectra.dtype != torch.float16 else spectra
         self.library_tokens_ = tokens
         self.vocab_ = vocab or Vocabulary()
@@ -95,6 +96,7 @@ class TemplateBaseline:
                 f"targets must have shape (T, {lib.shape[1]}, {lib.shape[2]}) like the library, "
                 f"got {tuple(targets.shape)}"
             )
+        check_spectra(targets, "targets")
         device = resolve_device(self.device)
         flat_targets = targets.reshape(targets.shape[0], -1).to(device, torch.float32)
         width = flat_targets.shape[1]

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from hai.shared import InputError, atomic_write
+from hai.shared.checks import arg_finite_float, arg_nonnegative_int, arg_positive_int
 from hai.shared.cli import print_json
 from hai.shared.files import write_text
 
@@ -24,7 +25,11 @@ def _preset_option(p: argparse.ArgumentParser) -> None:
 
 
 def _load_targets(path: str) -> torch.Tensor:
-    """Target spectra (T, 3, W) from a data set folder or a safetensors file with 'spectra'."""
+    """Target spectra (T, 3, W) from a data set folder or a safetensors file with 'spectra'.
+
+    Only the 'spectra' tensor is read (safetensors: nothing is executed or unpickled); its dtype,
+    shape and values (finite, in [0, 1]) are checked, and errors name the file and the row.
+    """
     source = Path(path)
     if source.is_dir():
         from hai.photonics.dataset import load_dataset
@@ -34,28 +39,52 @@ def _load_targets(path: str) -> torch.Tensor:
         raise InputError(
             f"targets {source} do not exist", hint="give a data set folder or a .safetensors file"
         )
-    try:
-        from safetensors.torch import load_file
+    from hai.photonics.dataset import check_spectra
 
-        tensors = load_file(str(source))
-    except Exception as exc:
-        raise InputError(f"{source} is not a readable safetensors file: {exc}") from exc
-    if "spectra" not in tensors:
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(source), framework="pt") as fh:
+            names = list(fh.keys())
+            spectra = fh.get_tensor("spectra") if "spectra" in names else None
+    except Exception as exc:  # safetensors raises its own error types for corrupt files
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(
+            f"{source} is not a readable safetensors file ({reason})",
+            hint="targets are a data set folder or a .safetensors file with a 'spectra' tensor",
+        ) from None
+    if spectra is None:
         raise InputError(
             f"{source} has no tensor named 'spectra'", hint="expected spectra of shape (T, 3, W)"
         )
-    return tensors["spectra"]
+    if spectra.ndim == 2:
+        spectra = spectra[None]
+    return check_spectra(spectra, str(source))
 
 
 def _load_designs(path: str) -> list[str]:
+    """Designs, one stack per line (``#`` comments), or a JSON list / ``{"designs": [...]}``."""
     source = Path(path)
+    if source.is_dir():
+        raise InputError(f"designs file {source} is a folder", hint="give a file with one stack per line")
     if not source.is_file():
         raise InputError(f"designs file {source} does not exist")
-    text = source.read_text(encoding="utf-8")
+    try:
+        text = source.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"designs file {source} is not a UTF-8 text file") from None
     if source.suffix == ".json":
-        data = json.loads(text)
-        designs = data["designs"] if isinstance(data, dict) else data
-        return [str(d) for d in designs]
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+            raise InputError(f"designs file {source} is not valid JSON ({reason})") from None
+        designs = data.get("designs") if isinstance(data, dict) else data
+        if not isinstance(designs, list) or not all(isinstance(d, str) for d in designs):
+            raise InputError(
+                f'designs file {source} must hold a JSON list of stack strings or {{"designs": [...]}}'
+            )
+        return list(designs)
     return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 
@@ -183,25 +212,36 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """An argparse parser whose usage errors are one line (the usage is one --help away)."""
+
+    def error(self, message: str) -> Any:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def register(parser: argparse.ArgumentParser) -> None:
     """Add the ``hai photonics`` subcommands to ``parser``."""
-    sub = parser.add_subparsers(dest="photonics_command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(
+        dest="photonics_command", metavar="COMMAND", required=True, parser_class=_OneLineParser
+    )
 
     p = sub.add_parser("simulate", help="R, A, T of a stack such as 'TiO2_60 SiO2_100'")
     p.add_argument("stack", help="layers from the top, as MATERIAL_THICKNESS tokens")
     _preset_option(p)
-    p.add_argument("--angle", type=float, default=0.0, help="angle of incidence in degrees")
+    p.add_argument(
+        "--angle", type=arg_finite_float, default=0.0, help="angle of incidence in degrees, in [0, 90)"
+    )
     p.add_argument("--pol", default="s", help="s, p or u (unpolarised)")
     p.add_argument("--plot", metavar="PNG", help="also save a plot of the spectrum")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=_cmd_simulate)
 
     p = sub.add_parser("dataset", help="random stacks and their spectra as safetensors shards (resumable)")
-    p.add_argument("--n", type=int, required=True, help="number of stacks")
+    p.add_argument("--n", type=arg_positive_int(), required=True, help="number of stacks")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=arg_nonnegative_int(), default=0)
     _preset_option(p)
-    p.add_argument("--shard-size", type=int, default=100_000)
+    p.add_argument("--shard-size", type=arg_positive_int(), default=100_000)
     p.add_argument(
         "--precision",
         default="double",

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from hai.photonics.dataset import check_spectra
 from hai.photonics.simulate import SimulationConfig, get_config, simulate, simulate_ids
 from hai.photonics.stacks import Stack, Vocabulary
 from hai.shared import InputError, MissingPackageError
@@ -66,6 +67,7 @@ def evaluate(
             f"targets must have shape (T, 3, {width}) (R, A, T on the {cfg.name} wavelengths), "
             f"got {tuple(target_t.shape)}"
         )
+    check_spectra(target_t, "targets", width=width)
     if isinstance(designs, torch.Tensor):
         vocab = vocab or Vocabulary()
         spectra = simulate_ids(designs, vocab, cfg, device=device)
