@@ -57,10 +57,16 @@ def test_demo_runs_and_reports_real_numbers(tmp_path: Path) -> None:
     assert 0.0 <= m["bnn_test_ece"] < 0.2  # type: ignore[operator]
     assert m["bnn_step_ms_local"] > 0  # type: ignore[operator]
     assert m["bnn_step_ms_sample_parallel"] > 0  # type: ignore[operator]
+    # AB-training hands fewer bytes than DDP; PowerSGD fewer still; all learn
+    assert m["ab_ab_bytes_per_rank"] < 0.5 * m["ab_ddp_bytes_per_rank"]  # type: ignore[operator]
+    assert m["ab_powersgd_bytes_per_rank"] < m["ab_ab_bytes_per_rank"]  # type: ignore[operator]
+    assert all(m[f"ab_{k}_test_accuracy"] > 0.8 for k in ("ddp", "powersgd", "ab"))  # type: ignore[operator]
+    points = ("w1-g32-l16", "w1-g64-l16", "w2-g32-l16", "w2-g64-l16")
+    assert all(m[f"energy_{p}_wall_s"] > 0 for p in points)  # type: ignore[operator]
     if importlib.util.find_spec("matplotlib") is not None:
-        assert len(section.figures) == 3
+        assert len(section.figures) == 5
         assert all(f.png[:4] == b"\x89PNG" for f in section.figures)
     else:
         assert section.figures == []
         assert "matplotlib is not installed" in section.summary
-    assert len(section.tables) == 3
+    assert len(section.tables) == 5

@@ -1,11 +1,14 @@
-"""hai-scale's part of ``hai demo``: forward gradients and a sample-parallel BNN, on embedded defaults.
+"""hai-scale's part of ``hai demo`` on embedded defaults: every method of the distribution.
 
 Shows (1) how the estimate's cosine similarity to the backprop gradient grows with the number
 of tangents k, for the projection and the mean, up to k = n where the projection is exact,
 (2) short training curves of projection, mean and backprop on the 8x8 digits (synthetic data
 without scikit-learn), and (3) a small Bayesian MLP trained with 2 sample-parallel processes
 (torchrun, gloo) on the digits: its accuracy, calibration (reliability diagram, ECE) and the
-measured step times of one process against two. About 30–40 s on 2 CPU cores.
+measured step times of one process against two, (4) AB-training against DDP and DDP +
+PowerSGD on 2 gloo processes (bytes each hands to collectives, accuracy, the schedule) and
+(5) a tiny energy sweep (world size 1, 2 × global batch 32, 64): time, device-hours and
+energy where a sensor exists. About 1–2 min on 2 CPU cores.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from hai.scale.abtrain.demo import ab_part
 from hai.scale.data import digits_classification, synthetic_classification
+from hai.scale.energy.demo import energy_part
 from hai.scale.forward_grad import (
     ForwardGradientClassifier,
     approximation_quality,
@@ -144,8 +149,14 @@ def run(context: DemoContext) -> Section:
     bnn = bnn_part(seed, device)
     par = bnn["parallel"]
 
-    figures: list[Figure] = []
     has_matplotlib = importlib.util.find_spec("matplotlib") is not None
+    # 3. AB-training against DDP and PowerSGD, and 4. a tiny energy sweep (both on CPU ranks).
+    ab_metrics, ab_figures, ab_table, ab_summary = ab_part(seed, with_figure=has_matplotlib)
+    energy_metrics, energy_figures, energy_table, energy_summary = energy_part(
+        seed, with_figure=has_matplotlib
+    )
+
+    figures: list[Figure] = []
     if has_matplotlib:  # the demo extra installs it; without it the section has no figures
         figures = [
             Figure.from_matplotlib(
@@ -164,6 +175,7 @@ def run(context: DemoContext) -> Section:
                 "accuracy and ECE per epoch",
             ),
         ]
+    figures += ab_figures + energy_figures
     n_train = next(iter(curves.values())).n_parameters_
     metrics: dict[str, float | int | str | bool | None] = {
         "quality_n_parameters": n,
@@ -183,6 +195,8 @@ def run(context: DemoContext) -> Section:
         "bnn_test_ece": par["ece"],
         "bnn_step_ms_local": bnn["local_step_s"] * 1e3,
         "bnn_step_ms_sample_parallel": par["step_time_s"] * 1e3,
+        **ab_metrics,
+        **energy_metrics,
     }
     table = Table(
         caption=f"Forward-gradient quality (float64 MLP, n = {n}, 10 draws per k)",
@@ -230,7 +244,7 @@ def run(context: DemoContext) -> Section:
     )
     return Section(
         domain="scale",
-        title="Forward gradients and Bayesian sampling parallelism",
+        title="Forward gradients, Bayesian sampling parallelism, AB-training and the energy of training",
         summary=(
             "Gradients estimated from forward-mode directional derivatives along k random tangents, "
             "with no backward pass. The orthogonal projection onto the tangents' span is exact at k = n "
@@ -239,7 +253,10 @@ def run(context: DemoContext) -> Section:
             f"A Bayesian MLP trained with its {par['samples']} weight samples split over "
             f"{par['world_size']} processes reaches test accuracy {par['accuracy']:.3f} with ECE "
             f"{par['ece']:.3f}; a step took {par['step_time_s'] * 1e3:.1f} ms against "
-            f"{bnn['local_step_s'] * 1e3:.1f} ms in one process."
+            f"{bnn['local_step_s'] * 1e3:.1f} ms in one process. "
+            + ab_summary
+            + " "
+            + energy_summary
             + (
                 ""
                 if has_matplotlib
@@ -248,5 +265,5 @@ def run(context: DemoContext) -> Section:
         ),
         metrics=metrics,
         figures=figures,
-        tables=[table, training_table, bnn_table],
+        tables=[table, training_table, bnn_table, ab_table, energy_table],
     )
