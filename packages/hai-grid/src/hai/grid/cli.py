@@ -291,3 +291,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--plot", metavar="PNG", help="save the min/max bus voltage per step")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=_cmd_timeseries)
+
+    # AutoPQ: `hai grid autopq fit|predict|evaluate|tune` (its own module, thin as these)
+    from hai.grid.autopq.cli import register as register_autopq
+
+    register_autopq(sub)
