@@ -24,22 +24,22 @@ def _preset_option(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _load_targets(path: str) -> torch.Tensor:
+def _load_targets(path: str, width: int | None = None) -> torch.Tensor:
     """Target spectra (T, 3, W) from a data set folder or a safetensors file with 'spectra'.
 
     Only the 'spectra' tensor is read (safetensors: nothing is executed or unpickled); its dtype,
-    shape and values (finite, in [0, 1]) are checked, and errors name the file and the row.
+    shape (W = ``width`` wavelengths when given) and values (finite, in [0, 1]) are checked, and
+    errors name the file and the row.
     """
+    from hai.photonics.dataset import check_spectra, load_dataset
+
     source = Path(path)
     if source.is_dir():
-        from hai.photonics.dataset import load_dataset
-
-        return load_dataset(source).spectra
+        return check_spectra(load_dataset(source).spectra, str(source), width=width)
     if not source.is_file():
         raise InputError(
             f"targets {source} do not exist", hint="give a data set folder or a .safetensors file"
         )
-    from hai.photonics.dataset import check_spectra
 
     try:
         from safetensors import safe_open
@@ -59,7 +59,7 @@ def _load_targets(path: str) -> torch.Tensor:
         )
     if spectra.ndim == 2:
         spectra = spectra[None]
-    return check_spectra(spectra, str(source))
+    return check_spectra(spectra, str(source), width=width)
 
 
 def _load_designs(path: str) -> list[str]:
@@ -173,7 +173,7 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
     from hai.photonics.dataset import load_dataset
 
     library = load_dataset(args.library)
-    targets = _load_targets(args.targets)
+    targets = _load_targets(args.targets, len(library.config.wavelengths_nm))
     model = TemplateBaseline.from_dataset(library, device=args.device)
     match = model.match(targets)
     designs = [str(s) for s in library.vocab.decode_batch(library.tokens[match.index])]
@@ -197,8 +197,9 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from hai.photonics.evaluate import evaluate, plot_designs
+    from hai.photonics.simulate import get_config
 
-    targets = _load_targets(args.targets)
+    targets = _load_targets(args.targets, len(get_config(args.preset).wavelengths_nm))
     designs = _load_designs(args.designs)
     evaluation = evaluate(targets, designs, args.preset, device=args.device)
     if args.plot:

@@ -471,21 +471,28 @@ def register_csv(
     file = Path(path)
     if not file.is_file():
         raise InputError(f"material file {file} does not exist")
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"material file {file} is not a UTF-8 text (CSV) file") from None
     rows: list[tuple[float, float, float]] = []
-    with file.open(newline="", encoding="utf-8") as fh:
-        for i, row in enumerate(csv.reader(fh)):
-            cells = [c.strip() for c in row if c.strip()]
-            if not cells or cells[0].startswith("#"):
-                continue
-            try:
-                values = [float(c) for c in cells]
-            except ValueError:
-                if i == 0:
-                    continue  # header
-                raise InputError(f"{file}:{i + 1}: expected numbers wavelength_nm,n,k, got {row}") from None
-            if len(values) != 3:
-                raise InputError(f"{file}:{i + 1}: expected 3 columns wavelength_nm,n,k, got {len(values)}")
-            rows.append((values[0], values[1], values[2]))
+    try:
+        parsed = list(csv.reader(text.splitlines()))
+    except csv.Error as exc:
+        raise InputError(f"material file {file} is not a readable CSV file: {exc}") from None
+    for i, row in enumerate(parsed):
+        cells = [c.strip() for c in row if c.strip()]
+        if not cells or cells[0].startswith("#"):
+            continue
+        try:
+            values = [float(c) for c in cells]
+        except ValueError:
+            if i == 0:
+                continue  # header
+            raise InputError(f"{file}:{i + 1}: expected numbers wavelength_nm,n,k, got {row}") from None
+        if len(values) != 3:
+            raise InputError(f"{file}:{i + 1}: expected 3 columns wavelength_nm,n,k, got {len(values)}")
+        rows.append((values[0], values[1], values[2]))
     if len(rows) < 2:
         raise InputError(f"{file} needs at least 2 data rows of wavelength_nm,n,k")
     data = np.array(sorted(rows))
