@@ -48,7 +48,8 @@ def test_demo_runs_and_reports_real_numbers(tmp_path: Path) -> None:
     assert 0.3 < m["recycle_last_profile_mase"] < 0.7  # type: ignore[operator]
     assert m["transformer_epoch_s"] > m["recycle_epoch_s"]  # type: ignore[operator]
     assert m["recycle_training_energy_j"] is None or m["recycle_training_energy_j"] > 0  # type: ignore[operator]
-    assert len(section.tables[0].rows) == 5
+    assert len(section.tables[0].rows) == 6
+    assert m["ridge_arx_mase"] == pytest.approx(0.656, abs=0.005)
     # The pruning study's part: its table (2 models x 2 methods x 3 sparsities), figures, metrics.
     assert len(section.figures) == 3
     assert all(f.png[:4] == b"\x89PNG" for f in section.figures)

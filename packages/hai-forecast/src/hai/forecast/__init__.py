@@ -53,6 +53,7 @@ from hai.forecast.losses import LOSSES, make_loss, pinball_loss
 from hai.forecast.metrics import evaluate, mae, mape, mase, mase_insample, nse, relative_peak_error, rmse
 from hai.forecast.neural import NeuralForecaster
 from hai.forecast.recycle import AUTO_BASELINES, ReCycle, ReCycleNet
+from hai.forecast.regression import REGRESSIONS, GradientBoostedLags, LagRegression, RidgeARX
 from hai.forecast.training import EpochRecord, TrainingResult, train_network
 from hai.forecast.transformer import StepTransformer, StepTransformerNet
 
@@ -61,16 +62,20 @@ __all__ = [
     "BASELINES",
     "LOSSES",
     "MODELS",
+    "REGRESSIONS",
     "BacktestResult",
     "Baseline",
     "Dataset",
     "EpochRecord",
     "Forecaster",
+    "GradientBoostedLags",
+    "LagRegression",
     "LastProfile",
     "NeuralForecaster",
     "Persistence",
     "ReCycle",
     "ReCycleNet",
+    "RidgeARX",
     "SameTypeMean",
     "Scaler",
     "SeasonalNaive",

@@ -6,7 +6,11 @@
 against the truth: MAE, RMSE, MAPE, MASE (``mase`` against the weekly naive forecast, the
 same hour seven cycles earlier, and ``mase_day`` against the day-lag seasonal naive forecast,
 both on the same windows), NSE and relative peak error, with the training and inference cost
-from :func:`hai.shared.measure`.
+from :func:`hai.shared.measure`. ``references=("weekly_naive", "ridge_arx", "lightgbm")`` scores
+those models on the same split and windows too (``result.references``: name → metrics and fit
+seconds), so every table can show the practitioners' baselines beside the model;
+``references="auto"`` is the weekly naive forecast, ridge ARX and, when LightGBM is installed,
+gradient-boosted lags (one the training part is too short for is recorded with its ``error``).
 
 >>> from hai.forecast import SeasonalNaive, synthetic_cyclic
 >>> result = backtest(SeasonalNaive(), synthetic_cyclic(n_cycles=30), test_fraction=0.2)
@@ -16,6 +20,8 @@ from :func:`hai.shared.measure`.
 
 from __future__ import annotations
 
+import importlib.util
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +54,7 @@ class BacktestResult:
     n_train_steps: int
     extra: dict[str, Any] = field(default_factory=dict)
     reference_week: np.ndarray | None = None  # weekly naive (lag seven cycles), the scale of mase
+    references: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> metrics, fit_s
 
     @property
     def n_origins(self) -> int:
@@ -78,8 +85,42 @@ class BacktestResult:
             "n_train_steps": self.n_train_steps,
             "fit": None if self.fit_cost is None else self.fit_cost.to_dict(),
             "predict": self.predict_cost.to_dict(),
+            **({"references": dict(self.references)} if self.references else {}),
             **self.extra,
         }
+
+
+def reference_names(references: str | Sequence[str | Forecaster] | None) -> list[str | Forecaster]:
+    """The reference models ``references`` names (``"auto"``: weekly naive, ridge ARX, LightGBM)."""
+    if references is None:
+        return []
+    if isinstance(references, str):
+        if references == "auto":
+            names: list[str | Forecaster] = ["weekly_naive", "ridge_arx"]
+            if importlib.util.find_spec("lightgbm") is not None:
+                names.append("lightgbm")
+            return names
+        return [references]
+    return list(references)
+
+
+def _reference_model(ref: str | Forecaster, model: Forecaster) -> Forecaster:
+    from hai.forecast.baselines import BASELINES
+    from hai.forecast.regression import REGRESSIONS
+
+    if isinstance(ref, Forecaster):
+        return ref
+    known: dict[str, Any] = {**BASELINES, **REGRESSIONS}
+    if ref not in known:
+        raise InputError(f"unknown reference model {ref!r}", hint=f"use one of {', '.join(known)} or auto")
+    return known[ref](
+        model.cycle_length,
+        model.horizon_cycles,
+        period=model.period,
+        country=model.country,
+        subdiv=model.subdiv,
+        fill=model.fill,
+    )
 
 
 def backtest(
@@ -89,12 +130,14 @@ def backtest(
     test_fraction: float = 0.2,
     step_cycles: int = 1,
     fit: bool = True,
+    references: str | Sequence[str | Forecaster] | None = (),
 ) -> BacktestResult:
     """Fit ``model`` on the first ``1 − test_fraction`` of ``y`` and score rolling-origin forecasts.
 
     The split falls on a whole cycle; origins are every ``step_cycles`` cycles from the split
     while a full horizon of truth remains. With ``fit=False`` the model must be fitted already
-    (and should not have seen the test part).
+    (and should not have seen the test part). ``references`` are fitted on the same training
+    part and scored on the same windows (see the module's text).
     """
     if not isinstance(model, Forecaster):
         raise InputError(f"expected a hai.forecast model, got {type(model).__name__}")
@@ -102,6 +145,7 @@ def backtest(
         raise InputError(f"test_fraction must be in (0, 1), got {test_fraction}")
     if not isinstance(step_cycles, int) or step_cycles < 1:
         raise InputError(f"step_cycles must be a positive integer, got {step_cycles!r}")
+    reference_models = [_reference_model(r, model) for r in reference_names(references)]
     frame = as_frame(y, fill=model.fill)  # type: ignore[arg-type]
     L = int(model.cycle_length)
     frame = frame.iloc[len(frame) % L :]
@@ -137,6 +181,19 @@ def backtest(
     if hasattr(model, "baseline_"):
         baseline = model.baseline_.predict_at(full_input, origins)
     metrics = evaluate(truth, forecast, week, y_reference_day=reference)
+    scored: dict[str, dict[str, Any]] = {}
+    for ref in reference_models:
+        try:
+            ref.fit(train_input)
+        except InputError as exc:
+            if references != "auto":
+                raise
+            scored[ref.name] = {"error": str(exc)}  # "auto": a reference the series is too short for
+            continue
+        scored[ref.name] = {
+            "metrics": evaluate(truth, ref.predict_at(full_input, origins), week, y_reference_day=reference),
+            "fit_s": ref.fit_cost_.wall_s,
+        }
     extra: dict[str, Any] = {}
     if baseline is not None:
         extra["baseline_metrics"] = evaluate(truth, baseline, week, y_reference_day=reference)
@@ -165,4 +222,5 @@ def backtest(
         n_train_steps=split,
         extra=extra,
         reference_week=week,
+        references=scored,
     )

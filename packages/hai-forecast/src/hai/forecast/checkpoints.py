@@ -27,12 +27,18 @@ from hai.forecast.baselines import BASELINES
 from hai.forecast.data import Scaler
 from hai.forecast.neural import NeuralForecaster
 from hai.forecast.recycle import ReCycle
+from hai.forecast.regression import REGRESSIONS, GradientBoostedLags, RidgeARX
 from hai.forecast.training import EpochRecord
 from hai.forecast.transformer import StepTransformer
 from hai.shared import CheckpointError, HaiError, load_checkpoint, resolve_device, save_checkpoint
 
 #: Model classes by name (``model.name``): ReCycle, the token-per-step transformer and the baselines.
-MODELS: dict[str, type[Forecaster]] = {"recycle": ReCycle, "transformer": StepTransformer, **BASELINES}
+MODELS: dict[str, type[Forecaster]] = {
+    "recycle": ReCycle,
+    "transformer": StepTransformer,
+    **BASELINES,
+    **REGRESSIONS,
+}
 
 
 def save_model(model: Forecaster, path: str | os.PathLike[str]) -> None:
@@ -57,6 +63,11 @@ def save_model(model: Forecaster, path: str | os.PathLike[str]) -> None:
         if isinstance(model, ReCycle):
             extra["baseline_choice"] = model.baseline_.name  # what baseline="auto" chose
             extra["baseline_scores"] = dict(model.baseline_scores_)
+    if isinstance(model, RidgeARX):
+        tensors["ridge.coef"] = torch.as_tensor(model.coef_)
+        tensors["ridge.intercept"] = torch.as_tensor(model.intercept_)
+    if isinstance(model, GradientBoostedLags):  # LightGBM's own text format, one per column
+        extra["lightgbm_models"] = [m.booster_.model_to_string() for m in model.models_]
     config = {
         "model": model.name,
         "params": model.get_params(deep=False),
@@ -156,6 +167,10 @@ def _from_checkpoint(
         model.cycle_start_ = pd.Timestamp(str(extra["cycle_start"]))
     if isinstance(model, NeuralForecaster):
         _restore_neural(model, tensors, extra, path, freq, columns, series_name)
+    elif isinstance(model, RidgeARX):
+        _restore_ridge(model, tensors, path)
+    elif isinstance(model, GradientBoostedLags):
+        _restore_lightgbm(model, extra, path)
     elif any(k != "freq_ns" for k in tensors):
         raise _bad(path, f"a {name} baseline has no weights, the file holds {', '.join(sorted(tensors))}")
     return model
@@ -249,6 +264,37 @@ def _check_sizes(model: NeuralForecaster, weights: dict[str, Any], path: Any) ->
         limit = len(weights) if key.startswith("num_") else total
         if int(value) > max(limit, 1):
             raise _bad(path, f"{key}={value} is larger than the {total} weights in the file could hold")
+
+
+def _restore_ridge(model: RidgeARX, tensors: dict[str, Any], path: Any) -> None:
+    shape = (model.n_features_, int(model.cycle_length), len(model.feature_names))
+    expected = {"freq_ns", "ridge.coef", "ridge.intercept"}
+    if set(tensors) != expected:
+        held = ", ".join(sorted(tensors))
+        raise _bad(path, f"a ridge_arx model holds {', '.join(sorted(expected))}, not {held}")
+    coef, intercept = tensors["ridge.coef"], tensors["ridge.intercept"]
+    for name, t, want in (("coef", coef, shape), ("intercept", intercept, shape[:2])):
+        if t.dtype != torch.float64 or tuple(t.shape) != want:
+            raise _bad(path, f"ridge.{name} is {t.dtype} {tuple(t.shape)}, expected float64 {want}")
+    model.coef_ = coef.numpy().copy()
+    model.intercept_ = intercept.numpy().copy()
+
+
+def _restore_lightgbm(model: GradientBoostedLags, extra: dict[str, Any], path: Any) -> None:
+    from hai.forecast.regression import _lightgbm
+
+    texts = extra.get("lightgbm_models")
+    if (
+        not isinstance(texts, list)
+        or len(texts) != model.n_features_
+        or not all(isinstance(t, str) for t in texts)
+    ):
+        raise _bad(path, f"no LightGBM model text per column ({model.n_features_} expected)")
+    lgb = _lightgbm()
+    try:
+        model.models_ = [lgb.Booster(model_str=t) for t in texts]
+    except lgb.basic.LightGBMError as exc:
+        raise _bad(path, f"LightGBM cannot read a model: {exc}") from exc
 
 
 def _restore(model: Forecaster, freq: pd.Timedelta, columns: list[str], series_name: Any) -> None:

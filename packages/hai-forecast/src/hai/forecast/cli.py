@@ -25,6 +25,8 @@ MODEL_CHOICES = (
     "last_profile",
     "same_type_mean",
     "ten_day_mean",
+    "ridge_arx",
+    "lightgbm",
 )
 
 
@@ -67,7 +69,7 @@ def _load_data(spec: str, args: argparse.Namespace) -> tuple[Any, str | None, st
 
 
 def _make_model(args: argparse.Namespace, country: str | None, subdiv: str | None) -> Any:
-    from hai.forecast import ReCycle, StepTransformer, make_baseline
+    from hai.forecast import REGRESSIONS, ReCycle, StepTransformer, make_baseline
 
     common: dict[str, Any] = {
         "cycle_length": args.cycle_length,
@@ -95,6 +97,12 @@ def _make_model(args: argparse.Namespace, country: str | None, subdiv: str | Non
         if args.model == "recycle":
             return ReCycle(baseline=args.baseline, use_network=not args.no_network, **neural)
         return StepTransformer(**neural)
+    if args.model in REGRESSIONS:
+        if args.model == "ridge_arx":
+            common["alpha"] = args.alpha
+        else:
+            common["seed"] = args.seed
+        return REGRESSIONS[args.model](**common)
     return make_baseline(args.model, **common)
 
 
@@ -247,7 +255,8 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
         _plot_format("backtest.png")
     y, country, subdiv, label = _load_data(args.data, args)
     model = _make_model(args, country, subdiv)
-    result = backtest(model, y, test_fraction=test_fraction)
+    references: Any = "auto" if args.references == ["auto"] else [r for r in args.references if r != "none"]
+    result = backtest(model, y, test_fraction=test_fraction, references=references)
     summary = {"data": label, **result.to_dict()}
     files: dict[str, str] = {}
     if args.out:
@@ -265,12 +274,16 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     rows = [("model", result.metrics)]
     if "baseline_metrics" in result.extra:
         rows.append((f"baseline ({result.extra['baseline']})", result.extra["baseline_metrics"]))
+    rows += [(name, ref["metrics"]) for name, ref in result.references.items() if "metrics" in ref]
     print(f"{'':<28} {'MAE':>10} {'RMSE':>10} {'MAPE %':>8} {'MASE':>6} {'MASE-d':>6} {'NSE':>6} {'RPE':>6}")
     for name, m in rows:
         print(
             f"{name:<28} {m['mae']:>10.4g} {m['rmse']:>10.4g} {m['mape']:>8.2f} {m['mase']:>6.3f} "
             f"{m['mase_day']:>6.3f} {m['nse']:>6.3f} {m['rpe']:>6.3f}"
         )
+    for name, ref in result.references.items():
+        if "error" in ref:
+            print(f"{name:<28} unavailable: {ref['error']}")
     print("MASE: over the weekly naive forecast (same hour last week); MASE-d: over the day before")
     if result.fit_cost is not None:
         energy = result.fit_cost.total_energy_j
@@ -417,6 +430,9 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=arg_positive_int(1_000_000), default=32, help="default 32")
     p.add_argument("--lr", type=arg_positive_float, default=1e-3, help="learning rate (default 0.001)")
     p.add_argument(
+        "--alpha", type=arg_positive_float, default=10.0, help="ridge_arx: the ridge penalty (default 10)"
+    )
+    p.add_argument(
         "--test-fraction",
         type=float,
         default=0.2,
@@ -464,6 +480,14 @@ def register(parser: argparse.ArgumentParser) -> None:
     _add_data_options(bt)
     _add_model_options(bt)
     bt.add_argument("--out", default=None, help="folder for backtest.json and backtest.png")
+    bt.add_argument(
+        "--references",
+        nargs="+",
+        default=["auto"],
+        choices=("auto", "none", "weekly_naive", "seasonal_naive", "last_profile", "ridge_arx", "lightgbm"),
+        help="models scored on the same windows beside --model (default auto: weekly_naive, ridge_arx "
+        "and lightgbm when installed; none: no references)",
+    )
     bt.set_defaults(handler=_cmd_backtest, _parser=bt)
 
     pr = sub.add_parser(

@@ -1,6 +1,6 @@
 """hai-forecast's part of ``hai demo``: ReCycle against its baselines on the Victoria demand.
 
-Backtests seasonal naive, the last-profile baseline, ReCycle (over that baseline and over
+Backtests seasonal naive, the last-profile baseline, ridge ARX, ReCycle (over that baseline and over
 seasonal naive) on the last 20 % of the hourly Victoria electricity demand (7-day history,
 1-day horizon; the synthetic series when statsmodels is missing), trains the token-per-step
 transformer for a few epochs to time it on the same window, and draws forecast, baseline and
@@ -19,6 +19,7 @@ from hai.forecast.baselines import LastProfile, SeasonalNaive
 from hai.forecast.data import synthetic_cyclic
 from hai.forecast.datasets import load
 from hai.forecast.recycle import ReCycle
+from hai.forecast.regression import RidgeARX
 from hai.forecast.transformer import StepTransformer
 from hai.shared import DemoContext, Figure, MissingPackageError, Section, Table, resolve_device
 
@@ -78,6 +79,7 @@ def run(context: DemoContext) -> Section:
     results = {
         "seasonal naive": backtest(SeasonalNaive(**cal), y),
         "last profile": backtest(LastProfile(**cal), y),
+        "ridge ARX": backtest(RidgeARX(**cal), y),
         "ReCycle (last profile)": backtest(ReCycle(**train), y),
         "ReCycle (seasonal naive)": backtest(ReCycle(baseline="seasonal_naive", **train), y),
     }
