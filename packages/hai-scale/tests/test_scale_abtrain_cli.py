@@ -28,6 +28,57 @@ def test_ab_train_json_and_out_file(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert saved["ranks"][0]["trace"][3]["events"] == ["svd"]
 
 
+@pytest.mark.distributed
+@pytest.mark.timeout(300)
+def test_ab_train_checkpoint_holds_the_final_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import torch
+
+    from hai.scale.abtrain.trainer import ABTrainConfig
+    from hai.scale.models import mlp
+    from hai.shared import load_checkpoint
+
+    ckpt, out = tmp_path / "ab.safetensors", tmp_path / "ab.json"
+    argv = ["--quiet", "scale", "ab-train", "--nproc", "2", *FAST, "--checkpoint", str(ckpt)]
+    assert main([*argv, "--out", str(out), "--json"]) == 0
+    capsys.readouterr()
+    rank0 = json.loads(out.read_text())["ranks"][0]
+    loaded = load_checkpoint(ckpt, framework="torch")
+    assert loaded.extra["kind"] == "hai.scale.abtrain"
+    config = ABTrainConfig.from_dict(loaded.config)
+    assert config.steps == 12
+    assert config.hidden == (12,)
+    # the file holds the final full-rank model: it loads into a fresh MLP, scores the test
+    # accuracy rank 0 reported and sums to rank 0's checksum
+    assert sum(float(t.double().sum()) for t in loaded.tensors.values()) == pytest.approx(
+        rank0["checksum"], rel=1e-9, abs=1e-9
+    )
+    from hai.scale.data import load_classification
+
+    data = load_classification("synthetic", seed=config.split_seed)
+    model = mlp(data.n_features, data.n_classes, config.hidden)
+    model.load_state_dict(loaded.tensors)
+    with torch.no_grad():
+        accuracy = float((model(data.x_test).argmax(dim=1) == data.y_test).float().mean())
+    assert accuracy == pytest.approx(rank0["test_accuracy"])
+
+
+@pytest.mark.parametrize("where", ["folder", "under-a-file"])
+def test_bad_checkpoint_path_fails_before_training(
+    where: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "a_file").write_text("keep")
+    target = tmp_path if where == "folder" else tmp_path / "a_file" / "ab.safetensors"
+    argv = ["--quiet", "scale", "ab-train", "--nproc", "2", *FAST, "--checkpoint", str(target)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "checkpoint" in err[0]
+    assert (tmp_path / "a_file").read_text() == "keep"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

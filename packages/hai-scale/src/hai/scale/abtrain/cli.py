@@ -69,7 +69,7 @@ def _cmd_ab_train(args: argparse.Namespace) -> int:
     )
     if args.out is not None and args.out.is_dir():
         raise InputError(f"--out {args.out} is a folder", hint="give a file name such as ab.json")
-    results = launch_ab(config, nproc=args.nproc, timeout_s=args.timeout)
+    results = launch_ab(config, nproc=args.nproc, timeout_s=args.timeout, checkpoint=args.checkpoint)
     summary = _summary(results)
     if args.out is not None:
         write_json(args.out, {"config": config.to_dict(), "summary": summary, "ranks": results})
@@ -124,5 +124,8 @@ def add_ab_train(sub: Any) -> None:
     p.add_argument("--split-seed", type=int, default=0, help="train/test split seed (default 0)")
     p.add_argument("--timeout", type=arg_positive_float, default=600.0, help="seconds for the whole job")
     p.add_argument("--out", type=Path, default=None, help="write every rank's result to this JSON file")
+    p.add_argument(
+        "--checkpoint", type=Path, default=None, help="save the final model here (safetensors, checked first)"
+    )
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.set_defaults(handler=_cmd_ab_train, _parser=p)

@@ -32,7 +32,13 @@ __all__ = ["launch_ab", "main"]
 
 
 def _rank_main(
-    config: ABTrainConfig, out: Path, init: str | None, rank: int, world: int, timeout_s: float
+    config: ABTrainConfig,
+    out: Path,
+    init: str | None,
+    rank: int,
+    world: int,
+    timeout_s: float,
+    checkpoint: Path | None = None,
 ) -> None:
     import torch
     import torch.distributed as dist
@@ -43,7 +49,7 @@ def _rank_main(
         kwargs.update(init_method=init, rank=rank, world_size=world)
     dist.init_process_group(**kwargs)
     try:
-        result = train_ab(config)
+        result = train_ab(config, checkpoint=checkpoint)
         write_json(out / f"rank{dist.get_rank()}.json", result.to_dict())
     finally:
         dist.destroy_process_group()
@@ -58,10 +64,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rank", type=int, default=0)
     parser.add_argument("--world", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=120.0)
+    parser.add_argument("--checkpoint", type=Path, default=None, help="rank 0 saves the final model here")
     args = parser.parse_args(argv)
     try:
         config = ABTrainConfig.from_dict(json.loads(args.config.read_text()))
-        _rank_main(config, args.out, args.init, args.rank, args.world, args.timeout)
+        _rank_main(config, args.out, args.init, args.rank, args.world, args.timeout, args.checkpoint)
     except HaiError as exc:
         write_json(args.out / f"error{os.environ.get('RANK', args.rank)}.json", {"error": str(exc)})
         print(f"hai: error: {exc}", file=sys.stderr)
@@ -69,9 +76,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def launch_ab(config: ABTrainConfig, nproc: int = 4, *, timeout_s: float = 600.0) -> list[dict[str, Any]]:
-    """Train with ``nproc`` local processes; return each rank's result as a dict (rank order)."""
+def launch_ab(
+    config: ABTrainConfig,
+    nproc: int = 4,
+    *,
+    timeout_s: float = 600.0,
+    checkpoint: str | os.PathLike[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Train with ``nproc`` local processes; return each rank's result as a dict (rank order).
+
+    With ``checkpoint`` the final model is saved there (safetensors, the configuration inside);
+    the path is checked before any process starts.
+    """
     nproc = positive_int("nproc", nproc, maximum=256)
+    if checkpoint is not None:
+        from hai.scale.parallel.training import check_output_file
+
+        checkpoint = check_output_file(checkpoint, "checkpoint").absolute()
     if config.method == "ab" and nproc < 2 * config.group_size:
         raise InputError(
             f"AB-training needs at least two groups: {nproc} process(es) in groups of {config.group_size}",
@@ -82,7 +103,8 @@ def launch_ab(config: ABTrainConfig, nproc: int = 4, *, timeout_s: float = 600.0
 
         def command(job: RankJob, rank: int) -> list[str]:
             args = ["-m", "hai.scale.abtrain.run", "--config", str(tmp / "config.json"), "--out", str(tmp)]
-            return [*args, *job.rank_args(rank), "--timeout", str(min(timeout_s, 300.0))]
+            save = ["--checkpoint", str(checkpoint)] if checkpoint is not None else []
+            return [*args, *job.rank_args(rank), "--timeout", str(min(timeout_s, 300.0)), *save]
 
         run_ranks(tmp, nproc, command, timeout_s=timeout_s, what="AB-training job")
         return [json.loads((tmp / f"rank{r}.json").read_text()) for r in range(nproc)]

@@ -16,6 +16,7 @@ Batches: every rank draws its own batch of the training split from a generator s
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -32,7 +33,7 @@ from hai.scale.abtrain.lowrank import ABConv2d, ABLinear, LowRankSummary, to_low
 from hai.scale.abtrain.schedule import ABGroups, ABSchedule
 from hai.scale.data import CLASSIFICATION_DATASETS, ClassificationData, load_classification
 from hai.scale.models import mlp, small_cnn
-from hai.shared import InputError, RngStreams, measure
+from hai.shared import InputError, RngStreams, measure, save_checkpoint
 from hai.shared.checks import fraction, positive_float, positive_int
 
 METHODS = ("ab", "ddp", "powersgd")
@@ -217,13 +218,16 @@ def train_ab(
     config: ABTrainConfig,
     data: ClassificationData | None = None,
     model_fn: Callable[[ClassificationData], nn.Module] | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
 ) -> ABResult:
     """Train on every rank of the current process group; return this rank's :class:`ABResult`.
 
     ``model_fn(data)`` builds another model than the configured MLP/CNN: any torch module whose
     ``nn.Linear`` and ``nn.Conv2d`` layers are to be factored. It is called after seeding, so
     every rank builds the same initial weights. Time and energy of the training are measured
-    per rank with :func:`hai.shared.measure` (``cost``).
+    per rank with :func:`hai.shared.measure` (``cost``). With ``checkpoint``, rank 0 saves the
+    final full-rank model (every rank holds the same one after the last sync) there as a
+    safetensors file with the configuration, through :func:`hai.shared.save_checkpoint`.
     """
     if not (dist.is_available() and dist.is_initialized()):
         raise InputError(
@@ -296,6 +300,10 @@ def train_ab(
     with torch.no_grad():
         predictions = model(data.x_test).argmax(dim=1)
         accuracy = float((predictions == data.y_test).float().mean())
+    if checkpoint is not None and rank == 0:
+        state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+        meta = {"kind": "hai.scale.abtrain", "world_size": world, "test_accuracy": accuracy}
+        save_checkpoint(checkpoint, state, config=config.to_dict(), seed=config.seed, extra=meta)
     comm = counter.to_dict()
     if summary is not None:
         comm["compression_ratio"] = summary.compression_ratio
