@@ -130,9 +130,13 @@ def _huge_basket(good: Path, out: Path) -> Path:
     write_gate(out, [read_singles(good, progress_bar=False)])
     data = bytearray(out.read_bytes())
     at = data.index(b"\x07TBasket")
+    # the key before the class name: 26 bytes (fVersion < 1000) or 34 (64-bit seeks, fVersion > 1000)
     start = next(
-        at - off for off in (26, 34) if struct.unpack(">h", data[at - off + 4 : at - off + 6])[0] > 0
+        at - off
+        for off in (26, 34)
+        if (struct.unpack(">h", data[at - off + 4 : at - off + 6])[0] > 1000) == (off == 34)
     )
+    assert struct.unpack(">i", data[start + 6 : start + 10])[0] < 100_000  # the real fObjlen
     data[start + 6 : start + 10] = struct.pack(">i", 0x7FFF_FFF0)
     out.write_bytes(bytes(data))
     return out
@@ -167,7 +171,7 @@ def bad_files(folder: Path, good: Path) -> dict[str, tuple[Path, str]]:
         "other-tree": (folder / "other-tree.root", "singles"),
         "no-columns": (folder / "no-columns.root", "lacks required branch"),
         "no-entries": (folder / "no-entries.root", "empty (0 entries)"),
-        "huge-basket": (_huge_basket(good, folder / "huge.root"), "declares a basket"),
+        "huge-basket": (_huge_basket(good, folder / "huge.root"), "of 2,147,483,"),
     }
 
 
