@@ -185,3 +185,56 @@ def test_a_real_sweep_gives_the_same_model_for_every_world_size(tmp_path: Path):
         assert row["device_hours"] > 0
         assert (row["energy_j"] is None) == bool(row["energy_unavailable"])
         assert len(row["ranks"]) == row["point"]["world_size"]
+
+
+USER_WORKLOAD = """
+import torch
+from torch import nn
+from hai.scale.energy import Workload
+
+
+def linear(options, seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(64, 3, generator=g)
+    y = x @ torch.tensor([1.0, -2.0, 0.5])
+    model = nn.Linear(3, 1)
+    return Workload("linear", model, x[:48], y[:48, None], x[48:], y[48:, None],
+                    nn.functional.mse_loss, "mse", lambda p, t: float(((p - t) ** 2).mean()))
+
+
+def not_a_workload(options, seed):
+    return 42
+"""
+
+
+def test_a_user_workload_module_function(tmp_path: Path, monkeypatch):
+    (tmp_path / "my_energy_workloads.py").write_text(USER_WORKLOAD)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    workload = build_workload("my_energy_workloads:linear", {}, seed=0)
+    assert workload.metric_name == "mse"
+    assert workload.model.weight.shape == (1, 3)
+    with pytest.raises(InputError, match="cannot be imported"):
+        build_workload("no_such_module_here:linear", {}, seed=0)
+    with pytest.raises(InputError, match="has no function"):
+        build_workload("my_energy_workloads:missing", {}, seed=0)
+    with pytest.raises(InputError, match=r"not a hai\.scale\.energy\.Workload"):
+        build_workload("my_energy_workloads:not_a_workload", {}, seed=0)
+    with pytest.raises(InputError, match="unknown workload"):
+        SweepSpec(workload="a b:c")
+
+
+@pytest.mark.distributed
+@pytest.mark.timeout(300)
+def test_a_sweep_of_a_user_workload_runs_on_every_rank(tmp_path: Path, monkeypatch):
+    (tmp_path / "my_energy_workloads.py").write_text(USER_WORKLOAD)
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}:{__import__('os').environ.get('PYTHONPATH', '')}")
+    spec = SweepSpec(
+        workload="my_energy_workloads:linear", world_sizes=(1, 2), global_batches=(16,), local_batches=(8,),
+        epochs=2, lr=1e-2,
+    )  # fmt: skip
+    rows = {r["name"]: r for r in run_sweep(spec, tmp_path / "sweep.jsonl", timeout_s=240).rows}
+    assert sorted(rows) == ["w1-g16-l8", "w2-g16-l8"]
+    assert rows["w1-g16-l8"]["metric_name"] == "mse"
+    # the same updates whatever the split of the global batch
+    assert rows["w1-g16-l8"]["metric"] == pytest.approx(rows["w2-g16-l8"]["metric"], rel=1e-5)
+    assert len(rows["w2-g16-l8"]["ranks"]) == 2

@@ -14,6 +14,16 @@ from hai.shared.checks import arg_positive_float
 from hai.shared.cli import print_json
 
 
+def _workload(text: str) -> str:
+    from hai.scale.energy.spec import WORKLOADS, is_user_workload
+
+    if text in WORKLOADS or is_user_workload(text):
+        return text
+    raise argparse.ArgumentTypeError(
+        f"unknown workload {text!r}: one of {', '.join(WORKLOADS)}, or module:function"
+    )
+
+
 def _ints(text: str) -> tuple[int, ...]:
     try:
         values = tuple(int(part) for part in text.split(",") if part.strip())
@@ -110,7 +120,12 @@ def add_energy_commands(sub: Any) -> None:
         help="sweep world size × global batch × local batch; time and energy of each training",
         description="Run (or resume) an energy sweep of data-parallel training into a results table.",
     )
-    p.add_argument("--workload", default="digits", choices=WORKLOADS, help="default digits")
+    p.add_argument(
+        "--workload",
+        default="digits",
+        type=_workload,
+        help=f"{', '.join(WORKLOADS)} or your own as module:function (default digits)",
+    )
     p.add_argument("--world-sizes", type=_ints, default=(1, 2), help="e.g. 1,2 (default)")
     p.add_argument("--global-batches", type=_ints, default=(64, 128, 256), help="default 64,128,256")
     p.add_argument("--local-batches", type=_ints, default=(16, 32), help="default 16,32")

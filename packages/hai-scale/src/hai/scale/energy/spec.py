@@ -45,6 +45,17 @@ class SweepPoint:
         return {**asdict(self), "accumulation": self.accumulation}
 
 
+def is_user_workload(name: str) -> bool:
+    """Whether ``name`` names a user's workload factory, ``package.module:function``.
+
+    >>> is_user_workload("mylab.workloads:unet"), is_user_workload("digits"), is_user_workload("a:b:c")
+    (True, False, False)
+    """
+    module, sep, function = name.partition(":")
+    parts = module.split(".")
+    return bool(sep) and function.isidentifier() and all(p.isidentifier() for p in parts)
+
+
 @dataclass(frozen=True)
 class SweepSpec:
     """The grid, the workload (with its size options) and the training budget."""
@@ -59,8 +70,11 @@ class SweepSpec:
     options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.workload not in WORKLOADS:
-            raise InputError(f"unknown workload {self.workload!r}", hint="one of " + ", ".join(WORKLOADS))
+        if self.workload not in WORKLOADS and not is_user_workload(self.workload):
+            raise InputError(
+                f"unknown workload {self.workload!r}",
+                hint="one of " + ", ".join(WORKLOADS) + ", or your own as 'module:function'",
+            )
         for name in ("world_sizes", "global_batches", "local_batches"):
             values = getattr(self, name)
             if not values:

@@ -8,12 +8,18 @@
 * ``resnet``: torchvision's ResNet-18 without pretrained weights on synthetic class-patterned
   images of ``image_size`` (accuracy); needs torchvision.
 
+* ``module:function``: the user's own training, ``function(options, seed)`` returning a
+  :class:`Workload` (any model, data, loss and metric), imported on every rank from a module on
+  the workers' Python path. It is named on the command line or in the sweep by the user, like
+  ``torchrun -m``; nothing a file says is imported.
+
 ``build_workload(name, options, seed)`` returns a :class:`Workload`; the same seed gives the
 same model and data on every rank.
 """
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from hai.scale.energy.spec import is_user_workload
 from hai.shared import InputError, MissingPackageError
 from hai.shared.checks import positive_int
 
@@ -151,12 +158,35 @@ def _synthetic_images(
     return images, labels
 
 
+def _user_workload(name: str, options: dict[str, Any], seed: int) -> Workload:
+    module_name, _, function_name = name.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise InputError(
+            f"workload {name!r}: module {module_name!r} cannot be imported ({exc})",
+            hint="put it on PYTHONPATH (every rank imports it) or install it",
+        ) from exc
+    factory = getattr(module, function_name, None)
+    if not callable(factory):
+        raise InputError(f"workload {name!r}: {module_name} has no function {function_name!r}")
+    workload = factory(options, seed)
+    if not isinstance(workload, Workload):
+        raise InputError(
+            f"workload {name!r} returned {type(workload).__name__}, not a hai.scale.energy.Workload",
+            hint="return Workload(name, model, x_train, y_train, x_test, y_test, loss, metric_name, metric)",
+        )
+    return workload
+
+
 def build_workload(name: str, options: dict[str, Any] | None = None, seed: int = 0) -> Workload:
     """The workload ``name`` with its options (``hidden``, ``channels``, ``grid``, ``image_size``,
     ``samples``...); unknown options are refused by name."""
     options = dict(options or {})
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
+    if is_user_workload(name):
+        return _user_workload(name, options, seed)
     allowed = {
         "digits": {"hidden"},
         "afno": {"channels", "depth", "grid", "samples"},
