@@ -292,7 +292,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=_cmd_timeseries)
 
-    # AutoPQ: `hai grid autopq fit|predict|evaluate|tune` (its own module, thin as these)
+    # AutoPQ: `hai grid autopq fit|predict|evaluate|tune` and `hai grid risk` (their own module)
     from hai.grid.autopq.cli import register as register_autopq
+    from hai.grid.autopq.cli import register_risk
 
     register_autopq(sub)
+    register_risk(sub)

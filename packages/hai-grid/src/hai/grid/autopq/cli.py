@@ -10,6 +10,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from hai.shared import InputError, OutputError, atomic_write
 from hai.shared.checks import arg_positive_int
 from hai.shared.cli import print_json
@@ -254,3 +256,76 @@ def register(sub: Any) -> None:
     p.add_argument("--pit", metavar="PNG", help="save the PIT histogram")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=_cmd_evaluate)
+
+
+def _cmd_risk(args: argparse.Namespace) -> int:
+    from hai.grid.autopq.risk import plot_risk, simbench_risk
+
+    _check_output(args.plot)
+    out = simbench_risk(
+        args.net,
+        args.day,
+        n_scenarios=args.scenarios,
+        weeks=args.weeks,
+        seed=args.seed,
+        device=args.device,
+        forecaster=args.forecaster,
+        epochs=args.epochs,
+        n_trials=args.trials,
+    )
+    risk = out.risk
+    top = risk.riskiest_lines(args.top)
+    if args.plot:
+        _save_png(
+            plot_risk(risk, k=args.top, title=f"{args.net} {out.day.date()}: P(line overload)"), args.plot
+        )
+    bus_any = risk.bus_voltage.max(axis=1)
+    if args.json:
+        print_json(
+            {
+                "net": args.net,
+                "day": str(out.day.date()),
+                "scenarios": risk.n_scenarios,
+                "hours": [str(t) for t in risk.line_overload.index],
+                "riskiest_lines": {str(k): float(v) for k, v in top.items()},
+                "line_overload": {str(c): risk.line_overload[c].tolist() for c in top.index},
+                "trafo_overload": {
+                    str(c): risk.trafo_overload[c].tolist() for c in risk.trafo_overload.columns
+                },
+                "max_bus_voltage_violation": bus_any.tolist(),
+                "p_not_converged": risk.p_not_converged.tolist(),
+                "forecasters": out.forecasters,
+                "correlation": risk.correlation.round(6).to_dict(),
+            }
+        )
+        return 0
+    print(
+        f"{args.net} on {out.day.date()}: {risk.n_scenarios} scenarios x 24 h, {len(out.quantiles)} profiles"
+    )
+    print("riskiest lines (max over hours of P(loading > max_loading_percent)):")
+    for k, v in top.items():
+        print(f"  line {k}: {v:.3f}")
+    worst = int(np.argmax(bus_any.to_numpy()))
+    print(f"voltage: max P(any bus outside limits) {bus_any.max():.3f} at {bus_any.index[worst]}")
+    print(f"not converged: max {risk.p_not_converged.max():.3f} per hour")
+    return 0
+
+
+def register_risk(sub: Any) -> None:
+    """Add ``risk`` (the probabilistic power flow of a SimBench net) to ``hai grid``."""
+    p = sub.add_parser("risk", help="probability of overloads and voltage violations tomorrow, hour by hour")
+    p.add_argument("--net", required=True, help="SimBench code, e.g. 1-MV-rural--0-sw")
+    p.add_argument("--day", default="2016-06-15", help="forecast day in 2016 (default 2016-06-15)")
+    p.add_argument("--scenarios", type=arg_positive_int(maximum=100_000), default=200)
+    p.add_argument(
+        "--weeks", type=arg_positive_int(maximum=52), default=6, help="history per profile (weeks)"
+    )
+    p.add_argument("--forecaster", default="profile", help="point forecaster per profile (default profile)")
+    p.add_argument("--epochs", type=arg_positive_int(maximum=100_000), default=10)
+    p.add_argument("--trials", type=arg_positive_int(maximum=100_000), default=10)
+    p.add_argument("--top", type=arg_positive_int(maximum=1000), default=10, help="lines listed and plotted")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N (the batched power flow)")
+    p.add_argument("--plot", metavar="PNG", help="save the risk map of the riskiest lines")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=_cmd_risk)
