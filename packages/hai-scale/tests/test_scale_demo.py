@@ -28,6 +28,7 @@ MODULES = [
     "hai.scale.forward_grad.quality",
     "hai.scale.forward_grad.tangents",
     "hai.scale.forward_grad.training",
+    "hai.scale.energy.spec",
 ]
 
 
