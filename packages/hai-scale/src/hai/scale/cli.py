@@ -10,7 +10,15 @@ import sys
 from typing import Any
 
 from hai.shared import InputError
+from hai.shared.checks import arg_positive_float, arg_positive_int
 from hai.shared.cli import print_json
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """An argparse parser whose usage errors are one line (the usage is one --help away)."""
+
+    def error(self, message: str) -> Any:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _int_list(text: str) -> list[int]:
@@ -18,6 +26,20 @@ def _int_list(text: str) -> list[int]:
         return [int(part) for part in text.split(",") if part.strip()]
     except ValueError as exc:
         raise InputError(f"expected comma-separated integers such as 1,4,16, got {text!r}") from exc
+
+
+def _check_out_folder(path: str) -> None:
+    """Refuse an output folder that cannot hold the files before any work is done."""
+    from pathlib import Path
+
+    from hai.scale.parallel.training import check_output_file
+    from hai.shared import OutputError
+
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"cannot write into {folder}: it is a file, not a folder", hint="give a folder")
+    for suffix in ("csv", "json", "png"):
+        check_output_file(folder / f"fg_quality.{suffix}", "output")
 
 
 def _str_list(text: str) -> list[str]:
@@ -110,8 +132,7 @@ def _cmd_fg_quality(args: argparse.Namespace) -> int:
     from hai.scale.models import mlp, small_cnn
     from hai.shared import RngStreams, resolve_device
 
-    if args.samples < 1:
-        raise InputError(f"--samples must be at least 1, got {args.samples}")
+    _check_out_folder(args.out)
     data = load_classification(args.data, seed=args.seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(RngStreams(args.seed).entropy("fg-quality-init") & 0x7FFF_FFFF)
@@ -170,8 +191,6 @@ def _cmd_bnn_train(args: argparse.Namespace) -> int:
     if args.nproc > 1 and not under_torchrun:
         result = launch(config, args.nproc, timeout_s=args.timeout)
     else:
-        if args.nproc < 1:
-            raise InputError(f"--nproc must be a positive integer, got {args.nproc}")
         config.validate(int(os.environ.get("WORLD_SIZE", "1")))
         started = init_distributed(config.device, args.timeout)
         try:
@@ -229,8 +248,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     """Add the ``hai scale`` subcommands to ``parser``."""
     from hai.scale.data import CLASSIFICATION_DATASETS
     from hai.scale.forward_grad import AGGREGATIONS
+    from hai.scale.parallel.launch import hidden_widths
 
-    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_OneLineParser)
 
     train = sub.add_parser(
         "fg-train",
@@ -243,15 +263,17 @@ def register(parser: argparse.ArgumentParser) -> None:
     train.add_argument(
         "--model", default="mlp", choices=("mlp", "cnn"), help="network (cnn needs --data digits)"
     )
-    train.add_argument("--hidden", type=_int_list, default=[64], help="MLP hidden widths, e.g. 64,64")
+    train.add_argument("--hidden", type=hidden_widths, default=[64], help="MLP hidden widths, e.g. 64,64")
     train.add_argument("--tangents", "-k", type=int, default=16, help="tangents per step (default 16)")
     train.add_argument("--aggregation", default="projection", choices=AGGREGATIONS, help="default projection")
     _add_tangent_options(train)
     train.add_argument("--backprop", action="store_true", help="train with backprop instead (the anchor)")
     train.add_argument("--optimizer", default="adam", choices=("adam", "sgd"), help="default adam")
-    train.add_argument("--lr", type=float, default=1e-2, help="learning rate (default 0.01)")
-    train.add_argument("--epochs", type=int, default=10, help="passes over the training data (default 10)")
-    train.add_argument("--batch-size", type=int, default=64, help="default 64")
+    train.add_argument("--lr", type=arg_positive_float, default=1e-2, help="learning rate (default 0.01)")
+    train.add_argument(
+        "--epochs", type=arg_positive_int(), default=10, help="passes over the training data (default 10)"
+    )
+    train.add_argument("--batch-size", type=arg_positive_int(), default=64, help="default 64")
     train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     train.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
     train.add_argument("--json", action="store_true", help="print the final metrics as one JSON object")
@@ -270,17 +292,21 @@ def register(parser: argparse.ArgumentParser) -> None:
     quality.add_argument(
         "--model", default="mlp", choices=("mlp", "cnn"), help="network (cnn needs --data digits)"
     )
-    quality.add_argument("--hidden", type=_int_list, default=[64], help="MLP hidden widths, e.g. 64,64")
+    quality.add_argument("--hidden", type=hidden_widths, default=[64], help="MLP hidden widths, e.g. 64,64")
     quality.add_argument(
-        "--tangents", default="1,2,4,8,16,32,64", help="comma-separated k values (default 1,2,4,8,16,32,64)"
+        "--tangents",
+        default="1,2,4,8,16,32,64",
+        help="comma-separated k values (default 1,2,4,8,16,32,64)",
     )
     quality.add_argument(
         "--aggregations", default="projection,mean", help="comma-separated (default projection,mean)"
     )
     _add_tangent_options(quality)
-    quality.add_argument("--repeats", type=int, default=10, help="tangent draws per k (default 10)")
     quality.add_argument(
-        "--samples", type=int, default=256, help="training samples in the batch (default 256)"
+        "--repeats", type=arg_positive_int(), default=10, help="tangent draws per k (default 10)"
+    )
+    quality.add_argument(
+        "--samples", type=arg_positive_int(), default=256, help="training samples in the batch (default 256)"
     )
     quality.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     quality.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
@@ -297,7 +323,9 @@ def register(parser: argparse.ArgumentParser) -> None:
         "processes are started through torchrun (gloo on CPU, nccl on CUDA); under torchrun, each "
         "process runs one rank.",
     )
-    bnn.add_argument("--nproc", type=int, default=1, help="processes to start (default 1)")
+    bnn.add_argument(
+        "--nproc", type=arg_positive_int(maximum=1024), default=1, help="processes to start (default 1)"
+    )
     add_bnn_arguments(bnn)
     bnn.add_argument("--json", action="store_true", help="print the final metrics as one JSON object")
     bnn.set_defaults(handler=_cmd_bnn_train, _parser=bnn)

@@ -9,6 +9,7 @@ pass); ``gradient="backprop"`` runs ``loss.backward()`` instead, for comparison.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -22,6 +23,7 @@ from hai.scale.forward_grad.estimator import ForwardGradient
 from hai.scale.forward_grad.tangents import DISTRIBUTIONS, SCOPES, check_tangent_count
 from hai.scale.models import mlp, small_cnn
 from hai.shared import InputError, Measurement, RngStreams, measure, progress, resolve_device
+from hai.shared.checks import positive_float, positive_int
 
 GRADIENTS: tuple[str, ...] = ("forward", "backprop")
 ARCHITECTURES: tuple[str, ...] = ("mlp", "cnn")
@@ -109,8 +111,17 @@ class ForwardGradientClassifier:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InputError(f"{name} must be an integer of at least 1, got {value!r}")
-        if not (isinstance(self.lr, int | float) and self.lr > 0):
-            raise InputError(f"the learning rate must be positive, got {self.lr!r}")
+        if isinstance(self.lr, bool) or not isinstance(self.lr, numbers.Real):
+            raise InputError(f"the learning rate must be a number, got {self.lr!r}")
+        positive_float("the learning rate lr", self.lr)  # finite too: inf or nan trains to NaN
+        if self.architecture == "mlp":
+            hidden = self.hidden
+            if isinstance(hidden, str | bytes) or not isinstance(hidden, Sequence) or len(hidden) == 0:
+                raise InputError(
+                    f"the MLP needs at least one hidden layer, got {hidden!r}", hint="e.g. hidden=(64,)"
+                )
+            for width in hidden:
+                positive_int("hidden width", width)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise InputError(f"seed must be a non-negative integer, got {self.seed!r}")
 

@@ -34,15 +34,38 @@ from hai.scale.data import DATASETS
 from hai.scale.parallel._torchrun import die_with_parent, exit_status
 from hai.scale.parallel.training import LOSSES, BNNConfig, config_from_args, train_bnn
 from hai.scale.parallel.workload import MODES
-from hai.shared import HaiError, InputError, resolve_device, write_json
-from hai.shared.checks import positive_float, positive_int
+from hai.shared import HaiError, resolve_device, write_json
+from hai.shared.checks import (
+    arg_finite_float,
+    arg_nonnegative_float,
+    arg_nonnegative_int,
+    arg_positive_float,
+    arg_positive_int,
+    positive_float,
+    positive_int,
+)
 
 
-def _int_list(text: str) -> list[int]:
+def hidden_widths(text: str) -> list[int]:
+    """argparse type of ``--hidden``: comma-separated positive widths, at least one (64 or 64,64)."""
     try:
-        return [int(part) for part in text.split(",") if part.strip()]
-    except ValueError as exc:
-        raise InputError(f"expected comma-separated integers such as 64,64, got {text!r}") from exc
+        widths = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers such as 64,64, got {text!r}"
+        ) from None
+    if not widths or min(widths) < 1:
+        raise argparse.ArgumentTypeError(
+            f"the MLP needs at least one hidden layer of positive width, such as 64 or 64,64; got {text!r}"
+        )
+    return widths
+
+
+def _target_accuracy(text: str) -> float:
+    value = arg_finite_float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be an accuracy between 0 and 1, got {text!r}")
+    return value
 
 
 def add_bnn_arguments(p: argparse.ArgumentParser) -> None:
@@ -54,17 +77,29 @@ def add_bnn_arguments(p: argparse.ArgumentParser) -> None:
         choices=LOSSES,
         help="elbo (mean log-likelihood over the samples) or predictive (log of the mean predictive)",
     )
-    p.add_argument("--samples", "-S", type=int, default=4, help="weight samples per step (default 4)")
-    p.add_argument("--group-size", type=int, default=None, help="hybrid: ranks per sample group")
+    p.add_argument(
+        "--samples", "-S", type=arg_positive_int(), default=4, help="weight samples per step (default 4)"
+    )
+    p.add_argument(
+        "--group-size", type=arg_positive_int(), default=None, help="hybrid: ranks per sample group"
+    )
     p.add_argument("--data", default="digits", choices=DATASETS, help="data set (default digits)")
     p.add_argument("--model", default="mlp", choices=("mlp", "cnn"), help="network (default mlp)")
-    p.add_argument("--hidden", type=_int_list, default=[64], help="MLP hidden widths, e.g. 64,64")
-    p.add_argument("--batch-size", type=int, default=64, help="global batch size (default 64)")
-    p.add_argument("--epochs", type=int, default=10, help="passes over the training data (default 10)")
-    p.add_argument("--lr", type=float, default=1e-2, help="Adam learning rate (default 0.01)")
-    p.add_argument("--kl-weight", type=float, default=1.0, help="weight β of the KL term (default 1)")
-    p.add_argument("--prior-std", type=float, default=1.0, help="std of the Gaussian prior (default 1)")
-    p.add_argument("--posterior-std", type=float, default=1e-2, help="initial posterior std (default 0.01)")
+    p.add_argument("--hidden", type=hidden_widths, default=[64], help="MLP hidden widths, e.g. 64,64")
+    p.add_argument("--batch-size", type=arg_positive_int(), default=64, help="global batch size (default 64)")
+    p.add_argument(
+        "--epochs", type=arg_positive_int(), default=10, help="passes over the training data (default 10)"
+    )
+    p.add_argument("--lr", type=arg_positive_float, default=1e-2, help="Adam learning rate (default 0.01)")
+    p.add_argument(
+        "--kl-weight", type=arg_nonnegative_float, default=1.0, help="weight β of the KL term (default 1)"
+    )
+    p.add_argument(
+        "--prior-std", type=arg_positive_float, default=1.0, help="std of the Gaussian prior (default 1)"
+    )
+    p.add_argument(
+        "--posterior-std", type=arg_positive_float, default=1e-2, help="initial posterior std (default 0.01)"
+    )
     p.add_argument("--estimator", default="reparam", choices=ESTIMATORS, help="gradient estimator")
     p.add_argument(
         "--noise-std",
@@ -79,11 +114,19 @@ def add_bnn_arguments(p: argparse.ArgumentParser) -> None:
         choices=AUGMENT_PER,
         help="one augmentation per weight sample or step",
     )
-    p.add_argument("--eval-samples", type=int, default=16, help="weight samples for evaluation (default 16)")
     p.add_argument(
-        "--target-accuracy", type=float, default=None, help="stop once the test accuracy reaches it"
+        "--eval-samples",
+        type=arg_positive_int(),
+        default=16,
+        help="weight samples for evaluation (default 16)",
     )
-    p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
+    p.add_argument(
+        "--target-accuracy",
+        type=_target_accuracy,
+        default=None,
+        help="stop once the test accuracy reaches it",
+    )
+    p.add_argument("--max-steps", type=arg_positive_int(), default=None, help="stop after this many steps")
     p.add_argument("--checkpoint", default=None, help="save the trained posterior here (safetensors)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument(
@@ -91,10 +134,16 @@ def add_bnn_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--dtype", default="float32", choices=("float32", "float64"), help="default float32")
     p.add_argument(
-        "--threads", type=int, default=1, help="torch CPU threads per process (default 1; 0: torch's setting)"
+        "--threads",
+        type=arg_nonnegative_int(),
+        default=1,
+        help="torch CPU threads per process (default 1; 0: torch's setting)",
     )
     p.add_argument(
-        "--timeout", type=float, default=120.0, help="process-group timeout in seconds (default 120)"
+        "--timeout",
+        type=arg_positive_float,
+        default=120.0,
+        help="process-group timeout in seconds (default 120)",
     )
 
 

@@ -14,11 +14,14 @@ peak memory are measured on every rank and gathered.
 
 from __future__ import annotations
 
+import itertools
+import math
 import numbers
 import os
 import resource
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -44,6 +47,7 @@ from hai.scale.parallel.engine import SamplingParallel, world
 from hai.scale.parallel.workload import MODES, workload
 from hai.shared import (
     InputError,
+    OutputError,
     RngStreams,
     measure,
     progress,
@@ -51,6 +55,14 @@ from hai.shared import (
     save_checkpoint,
     torch_threads,
 )
+from hai.shared.checks import (
+    check_memory,
+    finite_float,
+    nonnegative_float,
+    positive_float,
+    positive_int,
+)
+from hai.shared.files import output_error
 
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}
 LOSSES: tuple[str, ...] = ("elbo", "predictive")
@@ -88,7 +100,16 @@ class BNNConfig:
     threads: int | None = 1  # torch CPU threads per process while training (None: torch's setting)
 
     def validate(self, world_size: int) -> None:
-        """Raise :class:`InputError` for settings no rank can run (checked before any collective)."""
+        """Raise :class:`InputError` for settings no rank can run (checked before any collective).
+
+        Numbers must be finite and in range, the MLP needs at least one hidden layer, a training
+        step's memory (:func:`step_memory_bytes`) must fit this machine and the checkpoint path
+        must be writable, so that a bad setting fails before anything is trained.
+        """
+        for name in ("samples", "batch_size", "epochs", "eval_samples"):
+            positive_int(name, getattr(self, name))
+        if self.group_size is not None:
+            positive_int("group_size", self.group_size)
         workload(self.mode, self.samples, self.batch_size, world_size, 0, self.group_size)
         threads = self.threads
         if threads is not None and (
@@ -111,14 +132,45 @@ class BNNConfig:
             )
         if self.dtype not in DTYPES:
             raise InputError(f"unknown dtype {self.dtype!r}", hint="use float32 or float64")
-        if self.epochs < 1 or self.eval_samples < 1 or not self.lr > 0:
-            raise InputError("epochs and eval_samples must be at least 1 and lr positive")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise InputError(f"max_steps must be at least 1, got {self.max_steps}")
-        if self.noise_std is not None and not self.noise_std > 0:
-            raise InputError(f"noise_std must be positive, got {self.noise_std}")
+        positive_float("lr", self.lr)
+        nonnegative_float("kl_weight", self.kl_weight)
+        positive_float("prior_std", self.prior_std)
+        positive_float("posterior_std", self.posterior_std)
+        if self.max_steps is not None:
+            positive_int("max_steps", self.max_steps)
+        if self.noise_std is not None and not (
+            isinstance(self.noise_std, numbers.Real) and math.isfinite(self.noise_std) and self.noise_std > 0
+        ):
+            raise InputError(f"noise_std must be positive and finite, got {self.noise_std!r}")
+        if self.target_accuracy is not None:
+            target = finite_float("target_accuracy", self.target_accuracy)
+            if not 0.0 <= target <= 1.0:
+                raise InputError(f"target_accuracy must be between 0 and 1, got {self.target_accuracy!r}")
+        if self.model == "mlp":
+            check_hidden(self.hidden)
         if self.data in REGRESSION_DATASETS:
             self.check_task("regression")
+        if self.data in DATA_SHAPES:
+            n_features, n_outputs, image_shape = DATA_SHAPES[self.data]
+            self.check_memory(n_features, n_outputs, image_shape, world_size)
+        if self.checkpoint is not None:
+            check_output_file(self.checkpoint, "checkpoint")
+
+    def check_memory(
+        self, n_features: int, n_outputs: int, image_shape: tuple[int, int] | None, world_size: int
+    ) -> None:
+        """Raise :class:`InputError` if the ranks on this machine would need more memory than it has.
+
+        The ranks on this machine are ``LOCAL_WORLD_SIZE`` (torchrun sets it) or ``world_size``.
+        """
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", world_size))
+        per_rank = step_memory_bytes(self, n_features, n_outputs, image_shape, world_size)
+        params, _ = network_size(self, n_features, n_outputs, image_shape)
+        check_memory(
+            local * per_rank,
+            f"training this network ({params:,} weights) with {self.samples} weight samples × "
+            f"{self.batch_size} rows on {local} process(es)",
+        )
 
     def check_task(self, task: str) -> None:
         """Raise :class:`InputError` for settings that do not apply to ``task`` (its data)."""
@@ -144,6 +196,107 @@ class BNNConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def check_hidden(hidden: Sequence[int]) -> tuple[int, ...]:
+    """The MLP's hidden widths: at least one layer, each a positive integer (no layer is a linear model)."""
+    if isinstance(hidden, str | bytes) or not isinstance(hidden, Sequence) or len(hidden) == 0:
+        raise InputError(
+            f"the MLP needs at least one hidden layer, got {hidden!r}", hint="e.g. --hidden 64 or 64,64"
+        )
+    return tuple(positive_int("hidden width", h) for h in hidden)
+
+
+def check_output_file(path: str | os.PathLike[str], what: str = "output") -> Path:
+    """Raise :class:`OutputError` unless a file can be written at ``path`` (checked before training).
+
+    Refuses a folder where the file should be, a file where a folder of its path should be, and a
+    first existing folder in which no file can be created (tried with a temporary file, which is
+    removed; this also catches read-only file systems, where permission bits say nothing).
+    """
+    target = Path(path)
+    if str(path) == "":
+        raise OutputError(f"the {what} path is empty", hint="give a file name")
+    if target.is_dir():
+        raise OutputError(
+            f"cannot write {what} {target}: it is a folder", hint="give a file name, not a folder"
+        )
+    for parent in target.absolute().parents:
+        if not parent.exists():
+            continue
+        if not parent.is_dir():
+            raise OutputError(
+                f"cannot write {what} {target}: {parent} is a file, not a folder",
+                hint="choose a path whose folders are folders",
+            )
+        try:
+            fd, probe = tempfile.mkstemp(prefix=".hai-probe-", dir=parent)
+        except OSError as exc:
+            reason = output_error(target, exc).message.rsplit(": ", 1)[-1]
+            raise OutputError(
+                f"cannot write {what} {target}: no file can be created in {parent} ({reason})",
+                hint="choose another output path",
+            ) from None
+        os.close(fd)
+        os.unlink(probe)
+        break
+    return target
+
+
+# (n_features, n_outputs, image_shape) of the named data sets, for estimates made before loading them
+DATA_SHAPES: dict[str, tuple[int, int, tuple[int, int] | None]] = {
+    "synthetic": (16, 4, None),
+    "digits": (64, 10, (8, 8)),
+    "regression": (1, 1, None),
+}
+CNN_CHANNELS = (8, 16)  # those of hai.scale.models.small_cnn
+
+
+def network_size(
+    config: BNNConfig, n_features: int, n_outputs: int, image_shape: tuple[int, int] | None
+) -> tuple[int, int]:
+    """(weights, activations per input row) of the plain network of ``config``, from sizes alone.
+
+    >>> network_size(BNNConfig(hidden=(32,)), 16, 4, None)
+    (676, 52)
+    >>> network_size(BNNConfig(model="cnn"), 64, 10, (8, 8))
+    (3818, 1738)
+    """
+    if config.model == "cnn" and image_shape is not None:
+        height, width = image_shape
+        c1, c2 = CNN_CHANNELS
+        quarter = (height // 2) * (width // 2)
+        params = c1 * 9 + c1 + c2 * c1 * 9 + c2 + c2 * quarter * n_outputs + n_outputs
+        activations = n_features + 2 * c1 * height * width + c1 * quarter + 2 * c2 * quarter + n_outputs
+        return params, activations
+    widths = [n_features, *(int(h) for h in config.hidden), n_outputs]
+    return sum(a * b + b for a, b in itertools.pairwise(widths)), sum(widths)
+
+
+def step_memory_bytes(
+    config: BNNConfig,
+    n_features: int,
+    n_outputs: int,
+    image_shape: tuple[int, int] | None,
+    world_size: int,
+) -> float:
+    """A rough lower bound on one rank's memory for a training step of ``config``, in bytes.
+
+    The posterior (mean and spread), its gradients and Adam's two moments: 6 P values for P
+    network weights. Each of the rank's weight samples keeps its sampled weights and noise for
+    the backward pass (2 P) and, per batch row, each layer's output and its gradient (2 A for
+    A activations per row). Computed from the sizes alone, so an absurd size is refused
+    without allocating anything.
+
+    >>> cfg = BNNConfig(hidden=(64,), samples=4, batch_size=64)
+    >>> int(step_memory_bytes(cfg, 64, 10, None, 1))  # P = 4810, A = 64 + 64 + 10
+    551984
+    """
+    params, activations = network_size(config, n_features, n_outputs, image_shape)
+    wl = workload(config.mode, config.samples, config.batch_size, world_size, 0, config.group_size)
+    itemsize = torch.finfo(DTYPES.get(config.dtype, torch.float32)).bits // 8
+    values = 6 * params + wl.local_samples * (2 * params + 2 * wl.local_batch * activations)
+    return float(values * itemsize)
 
 
 @dataclass
@@ -397,6 +550,9 @@ def _train_bnn(config: BNNConfig, data: ClassificationData | RegressionData | No
     check_data(data)
     regression = isinstance(data, RegressionData)
     config.check_task("regression" if regression else "classification")
+    n_outputs = 1 if isinstance(data, RegressionData) else data.n_classes
+    image_shape = None if isinstance(data, RegressionData) else data.image_shape
+    config.check_memory(int(data.x_train.shape[1]), n_outputs, image_shape, world_size)
     x_train, x_test = data.x_train.to(device, dtype), data.x_test.to(device, dtype)
     y_dtype = dtype if regression else None  # class indices stay integers
     y_train, y_test = data.y_train.to(device, y_dtype), data.y_test.to(device, y_dtype)
@@ -580,7 +736,11 @@ __all__ = [
     "build_loss",
     "build_model",
     "check_data",
+    "check_hidden",
+    "check_output_file",
     "config_from_args",
+    "network_size",
+    "step_memory_bytes",
     "train_bnn",
     "uncertainty_regions",
 ]
