@@ -40,6 +40,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--limit", type=arg_positive_int(), default=None, help="use only the first N stacks")
     p.add_argument("--seed", type=arg_nonnegative_int(), default=0)
     p.add_argument("--threads", type=arg_positive_int(), default=None, help="torch CPU threads")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (under torchrun: LOCAL_RANK)")
     p.add_argument("--no-resume", action="store_true", help="start afresh even if --out holds a run")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_cmd_train, _parser=p)
@@ -68,7 +69,7 @@ def add_commands(sub: Any) -> None:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from hai.photonics.inverse.data import load_training_data
-    from hai.photonics.inverse.training import TrainConfig, train
+    from hai.photonics.inverse.training import TrainConfig, join_process_group, train
     from hai.shared import torch_threads
 
     cfg = TrainConfig(
@@ -88,8 +89,23 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     ModelConfig.sized(args.size)  # an unknown size fails before the data are read
     data = load_training_data(args.data, limit=args.limit)
-    with torch_threads(args.threads):
-        result = train(data, args.out, cfg, resume=not args.no_resume, progress_bar=not args.json)
+    device, joined = join_process_group(args.device)  # under torchrun: one process of a DDP run
+    rank = torch.distributed.get_rank() if joined else 0
+    try:
+        with torch_threads(args.threads):
+            result = train(
+                data,
+                args.out,
+                cfg,
+                resume=not args.no_resume,
+                device=device,
+                progress_bar=not args.json,
+            )
+    finally:
+        if joined:
+            torch.distributed.destroy_process_group()
+    if rank != 0:
+        return 0
     summary = {
         "model": args.model,
         "best": str(result.best_path),

@@ -90,20 +90,23 @@ def diffusion_loss(
     schedule: NoiseSchedule | None = None,
     loss: str = "reference",
     include_pad: bool = False,
+    normaliser: float | torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The training loss of logits (B, L, V) for clean ``tokens`` (B, L).
 
     ``reference``: mean cross-entropy over all non-PAD positions. ``mdlm``: per sequence,
     β′/β · Σ_masked non-PAD CE / #non-PAD, averaged over the batch. ``include_pad`` also
     trains the PAD positions (the model then predicts where the stack ends; see ``sampling``).
+    ``normaliser`` replaces the mean's denominator (the number of scored positions, or of
+    sequences): a data-parallel process passes the whole batch's count over the processes.
     """
     if loss not in LOSSES:
         raise InputError(f"unknown loss {loss!r}", hint=f"losses: {', '.join(LOSSES)}")
     ce = F.cross_entropy(logits.transpose(1, 2).float(), tokens, reduction="none")  # (B, L)
     real = torch.ones_like(tokens, dtype=torch.bool) if include_pad else tokens != pad_id
     if loss == "reference":
-        return (ce * real).sum() / real.sum().clamp_min(1)
+        return (ce * real).sum() / (real.sum().clamp_min(1) if normaliser is None else normaliser)
     schedule = schedule or NoiseSchedule()
     weight = schedule.weight(t.to(ce.device, torch.float64)).to(ce.dtype)
     per_seq = (ce * (real & masked)).sum(dim=1) / real.sum(dim=1).clamp_min(1)
-    return (weight * per_seq).mean()
+    return (weight * per_seq).sum() / (tokens.shape[0] if normaliser is None else normaliser)

@@ -18,6 +18,7 @@ import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +31,9 @@ from hai.photonics.inverse.data import split
 from hai.photonics.inverse.model import ModelConfig, OptoLlama
 from hai.photonics.inverse.noise import LOSSES, NoiseSchedule, antithetic_t, diffusion_loss, mask_tokens
 from hai.photonics.inverse.optogpt import shift_right
-from hai.shared import CheckpointError, InputError, RngStreams, progress
+from hai.shared import CheckpointError, InputError, RngStreams, progress, resolve_device
 
-__all__ = ["TrainConfig", "TrainResult", "batch_loss", "train"]
+__all__ = ["TrainConfig", "TrainResult", "batch_loss", "join_process_group", "train"]
 
 
 @dataclass
@@ -89,21 +90,47 @@ def batch_loss(
     cfg: TrainConfig,
     schedule: NoiseSchedule,
     generator: torch.Generator,
+    *,
+    rows: slice | None = None,
+    world: int = 1,
 ) -> torch.Tensor:
-    """The training loss of one batch; ``vocab_ids`` = (pad, mask, bos)."""
+    """The training loss of one batch; ``vocab_ids`` = (pad, mask, bos).
+
+    ``tokens`` and ``spectra`` are the whole (global) batch: the diffusion times and masks are
+    drawn for all of it, and the normaliser (the number of scored positions, or of sequences)
+    is counted over all of it, so that a process of a data-parallel run that takes only
+    ``rows`` returns a loss whose gradient, averaged over the ``world`` processes by DDP, is
+    exactly the one-process gradient of the whole batch.
+    """
     pad_id, mask_id, bos_id = vocab_ids
+    rows = rows or slice(None)
     core = model.module if hasattr(model, "module") else model
     if isinstance(core, OptoLlama):
         t = antithetic_t(tokens.shape[0], schedule.eps, generator=generator)
         noisy, masked = mask_tokens(tokens, t, schedule, mask_id, generator=generator)
-        logits = model(noisy, t.to(tokens.device), spectra)
+        logits = model(noisy[rows], t[rows].to(tokens.device), spectra[rows])
+        real = torch.ones_like(tokens, dtype=torch.bool) if cfg.pad_loss else tokens != pad_id
+        count = real.sum().clamp_min(1) if cfg.loss == "reference" else tokens.shape[0]
         return diffusion_loss(
-            logits, tokens, masked, t, pad_id, schedule=schedule, loss=cfg.loss, include_pad=cfg.pad_loss
+            logits,
+            tokens[rows],
+            masked[rows],
+            t[rows],
+            pad_id,
+            schedule=schedule,
+            loss=cfg.loss,
+            include_pad=cfg.pad_loss,
+            normaliser=count / world,
         )
-    logits = model(shift_right(tokens, bos_id), spectra)
-    return F.cross_entropy(
-        logits.transpose(1, 2).float(), tokens, ignore_index=pad_id, label_smoothing=cfg.label_smoothing
+    logits = model(shift_right(tokens[rows], bos_id), spectra[rows])
+    total = F.cross_entropy(
+        logits.transpose(1, 2).float(),
+        tokens[rows],
+        ignore_index=pad_id,
+        label_smoothing=cfg.label_smoothing,
+        reduction="sum",
     )
+    return total * world / (tokens != pad_id).sum().clamp_min(1)
 
 
 def _lr_at(step: int, cfg: TrainConfig) -> float:
@@ -133,6 +160,22 @@ def _rank_world() -> tuple[int, int]:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
     return 0, 1
+
+
+def join_process_group(device: Any = "auto", *, timeout_s: float = 300.0) -> tuple[torch.device, bool]:
+    """Under ``torchrun`` (``WORLD_SIZE`` > 1 in the environment) join the process group — nccl
+    with one GPU per process (``LOCAL_RANK``), gloo on CPUs — and return this process's device
+    and True; otherwise (or when a group exists already) the resolved device and False."""
+    dev = resolve_device(device)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1 or not torch.distributed.is_available() or torch.distributed.is_initialized():
+        return dev, False
+    if dev.type == "cuda":
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(dev)
+    backend = "nccl" if dev.type == "cuda" else "gloo"
+    torch.distributed.init_process_group(backend, timeout=timedelta(seconds=timeout_s))
+    return dev, True
 
 
 def train(
@@ -183,7 +226,10 @@ def train(
         step, best_val, bad = int(state["step"]), float(state["best_val"]), int(state["bad_evals"])
         history = list(state.get("history", []))
     if world > 1:
-        model = torch.nn.parallel.DistributedDataParallel(model)
+        # OptoGPT's blocks keep the (unused) AdaLN layers of OptoLlama's: DDP must not wait for them
+        model = torch.nn.parallel.DistributedDataParallel(
+            model, find_unused_parameters=not isinstance(core, OptoLlama)
+        )
     train_idx, val_idx = split(len(data), cfg.val_fraction, cfg.seed)
     if len(train_idx) == 0:
         raise InputError("the data set is too small for a training split")
@@ -248,8 +294,7 @@ def train(
         while step < cfg.steps:
             gen = streams.torch("batch", step)
             pick = train_idx[torch.randint(len(train_idx), (cfg.batch_size,), generator=gen)]
-            pick = pick[rank * local : (rank + 1) * local]
-            noise_gen = streams.torch("noise", step, rank)
+            noise_gen = streams.torch("noise", step)
             for group in opt.param_groups:
                 group["lr"] = _lr_at(step, cfg)
             loss = batch_loss(
@@ -260,6 +305,8 @@ def train(
                 cfg,
                 schedule,
                 noise_gen,
+                rows=slice(rank * local, (rank + 1) * local),
+                world=world,
             )
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -271,6 +318,10 @@ def train(
                 bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
             over_time = cfg.max_seconds is not None and time.perf_counter() - start > cfg.max_seconds
             over_time = over_time or (stop_at is not None and step >= stop_at)
+            if world > 1:  # every process stops at the same step, or the others would hang
+                flag = torch.tensor([float(over_time)], device=device)
+                torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+                over_time = bool(flag.item() > 0)
             if step % cfg.eval_every == 0 or step == cfg.steps or over_time:
                 val = validate() if len(val_idx) else float(loss.detach())
                 history.append(
