@@ -146,3 +146,46 @@ def test_any_torch_model_can_be_trained(tmp_path):
     assert outs[0] == outs[1]  # the same model on both ranks after the final sync
     assert outs[0][0] == str(params)
     assert outs[0][2:] == ["2", "True"]  # both linears factored; the LayerNorm stays
+
+
+def test_optimizer_state_survives_an_event_only_where_asked():
+    import torch
+
+    from hai.scale.abtrain.lowrank import to_low_rank
+    from hai.scale.abtrain.trainer import _optimizer, _optimizer_state_by_name, _restore_optimizer_state
+    from hai.scale.models import mlp
+
+    torch.manual_seed(0)
+    model = mlp(16, 4, (12,))
+    opt = _optimizer(model, 1e-3)
+    for _ in range(3):
+        opt.zero_grad()
+        model(torch.randn(8, 16)).square().mean().backward()
+        opt.step()
+    before = _optimizer_state_by_name(model, opt)
+    biases = {n: s["exp_avg"].clone() for n, s in before.items() if n.endswith("bias")}
+    to_low_rank(model, cutoff=0.01)  # the event: every Linear becomes A·B with a new bias object
+    fresh = _optimizer(model, 1e-3)
+    assert not fresh.state  # the default (reset_optimizer=True): AdamW starts afresh
+    _restore_optimizer_state(model, fresh, before)
+    params = dict(model.named_parameters())
+    assert {n for n, p in params.items() if p in fresh.state} == set(biases)  # factors start afresh
+    for name, moment in biases.items():
+        assert torch.equal(fresh.state[params[name]]["exp_avg"], moment)
+        assert float(fresh.state[params[name]]["step"]) == 3.0
+    assert ABSchedule().reset_optimizer is True
+
+
+def test_training_without_optimizer_resets_runs_and_differs():
+    keep = ABSchedule(
+        warmup_steps=4,
+        steps_between_syncs=5,
+        ddp_steps_after_sync=2,
+        lr_rebound_steps=2,
+        reset_optimizer=False,
+    )
+    kept = launch_ab(ABTrainConfig(method="ab", **{**SMALL, "schedule": keep}), nproc=2, timeout_s=240)
+    reset = launch_ab(ABTrainConfig(method="ab", **SMALL), nproc=2, timeout_s=240)
+    assert kept[0]["losses"][:4] == reset[0]["losses"][:4]  # warm-up: the same steps
+    assert kept[0]["losses"][-1] != reset[0]["losses"][-1]  # the carried moments changed the updates
+    assert kept[0]["checksum"] == pytest.approx(kept[1]["checksum"], rel=1e-12)

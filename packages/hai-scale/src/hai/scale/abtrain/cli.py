@@ -51,6 +51,7 @@ def _cmd_ab_train(args: argparse.Namespace) -> int:
         ddp_steps_after_sync=args.ddp_steps,
         lr_rebound_steps=args.rebound_steps,
         sync_mode=args.sync_mode,
+        reset_optimizer=not args.keep_optimizer,
     )
     config = ABTrainConfig(
         method=args.method,
@@ -119,6 +120,11 @@ def add_ab_train(sub: Any) -> None:
     p.add_argument("--ddp-steps", type=arg_nonnegative_int(), default=10, help="DDP steps after a sync")
     p.add_argument("--rebound-steps", type=arg_nonnegative_int(), default=10, help="LR rebound ramp length")
     p.add_argument("--sync-mode", default="full", choices=SYNC_MODES, help="default full")
+    p.add_argument(
+        "--keep-optimizer",
+        action="store_true",
+        help="keep AdamW's moments of the parameters that survive a sync/SVD (default: reset, as reset_opt)",
+    )
     p.add_argument("--powersgd-rank", type=arg_positive_int(), default=4, help="PowerSGD rank (default 4)")
     p.add_argument("--seed", type=int, default=0, help="model and batch seed (default 0)")
     p.add_argument("--split-seed", type=int, default=0, help="train/test split seed (default 0)")

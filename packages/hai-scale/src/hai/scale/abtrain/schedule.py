@@ -47,6 +47,11 @@ class ABSchedule:
     lr_rebound_steps: int = 10
     rebound_lr: float = 1e-5
     sync_mode: str = "full"
+    #: Start AdamW afresh at every decomposition and sync (the reference's ``reset_opt``). With
+    #: False, parameters that survive an event under their name and shape (biases, layers that
+    #: are not factored) keep their moments; the factors A and B, whose basis every SVD
+    #: changes, always start afresh.
+    reset_optimizer: bool = True
 
     def __post_init__(self) -> None:
         nonnegative_int("warmup_steps", self.warmup_steps)

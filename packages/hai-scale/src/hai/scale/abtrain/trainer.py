@@ -200,6 +200,25 @@ def _optimizer(model: nn.Module, lr: float) -> torch.optim.Optimizer:
     return torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
 
 
+def _optimizer_state_by_name(model: nn.Module, opt: torch.optim.Optimizer) -> dict[str, dict[str, Any]]:
+    """AdamW's state of each parameter, by parameter name (the objects change at every event)."""
+    return {n: dict(opt.state[p]) for n, p in model.named_parameters() if p in opt.state}
+
+
+def _restore_optimizer_state(
+    model: nn.Module, opt: torch.optim.Optimizer, before: dict[str, dict[str, Any]]
+) -> None:
+    """Give parameters that kept their name and shape their old moments; factors start afresh."""
+    factors = _factor_names(model)
+    for name, param in model.named_parameters():
+        state = before.get(name)
+        if state is None or name in factors or not param.requires_grad:
+            continue
+        moments = [v for k, v in state.items() if k != "step"]
+        if all(v.shape == param.shape for v in moments):
+            opt.state[param] = {k: v.clone() for k, v in state.items()}
+
+
 def _frozen_copies(model: nn.Module) -> dict[str, torch.Tensor]:
     return {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
 
@@ -260,6 +279,7 @@ def train_ab(
             if groups is not None:
                 phase, events, lr = schedule.phase(step), schedule.events(step), schedule.lr(step, config.lr)
                 if events:
+                    before = _optimizer_state_by_name(model, opt)
                     counter.phase = "sync"
                     if "sync" in events:
                         ranks[-1]["frozen_unchanged"] = _frozen_unchanged(model, frozen)
@@ -278,6 +298,8 @@ def train_ab(
                     else:
                         net = _wrap(model, None, world, "ddp", config)
                     opt = _optimizer(model, lr)
+                    if not schedule.reset_optimizer:
+                        _restore_optimizer_state(model, opt, before)
                 trace.append({"step": step, "phase": phase, "events": list(events), "lr": lr})
             counter.phase = phase
             for group in opt.param_groups:
