@@ -90,6 +90,21 @@ class BacktestResult:
         }
 
 
+def interval_coverage(
+    model: NeuralForecaster, y: Any, origins: np.ndarray, truth: np.ndarray
+) -> dict[str, float]:
+    """Fraction of ``truth`` inside each central interval ``q(τ)…q(1 − τ)`` of a quantile model."""
+    quantiles = model.predict_quantiles_at(y, origins)
+    qs = model._quantiles
+    out: dict[str, float] = {}
+    for i, tau in enumerate(qs):
+        j = next((j for j, other in enumerate(qs) if abs(other - (1 - tau)) < 1e-9), None)
+        if tau < 0.5 and j is not None:
+            inside = (truth >= quantiles[..., i]) & (truth <= quantiles[..., j])
+            out[f"q{tau:g}-q{qs[j]:g}"] = float(inside.mean())
+    return out
+
+
 def reference_names(references: str | Sequence[str | Forecaster] | None) -> list[str | Forecaster]:
     """The reference models ``references`` names (``"auto"``: weekly naive, ridge ARX, LightGBM)."""
     if references is None:
@@ -201,6 +216,8 @@ def backtest(
         extra["baseline"] = with_base.baseline_.name
         if getattr(with_base, "baseline_scores_", None):
             extra["baseline_scores"] = dict(with_base.baseline_scores_)
+    if isinstance(model, NeuralForecaster) and model.loss == "quantile":
+        extra["interval_coverage"] = interval_coverage(model, full_input, origins, truth)
     if isinstance(model, NeuralForecaster):
         extra["epoch_time_s"] = model.epoch_time_s_
         extra["epoch_cpu_s"] = model.epoch_cpu_s_

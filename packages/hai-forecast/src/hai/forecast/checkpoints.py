@@ -51,6 +51,8 @@ def save_model(model: Forecaster, path: str | os.PathLike[str]) -> None:
         tensors["scaler.scale"] = torch.as_tensor(model.scaler_.scale_)
         if model.net_ is not None:
             tensors.update({f"net.{k}": v for k, v in model.net_.state_dict().items()})
+        if getattr(model, "quantile_offsets_", None) is not None:
+            tensors["conformal.offsets"] = torch.as_tensor(model.quantile_offsets_)
         extra.update(
             {
                 "history": [r.to_dict() for r in model.history_],
@@ -215,8 +217,21 @@ def _restore_neural(
     unexpected = sorted(
         k
         for k in tensors
-        if k not in ("freq_ns", "scaler.offset", "scaler.scale") and not k.startswith("net.")
+        if k not in ("freq_ns", "scaler.offset", "scaler.scale", "conformal.offsets")
+        and not k.startswith("net.")
     )
+    model.quantile_offsets_ = None
+    offsets = tensors.get("conformal.offsets")
+    if offsets is not None:
+        want = (n, model.n_quantiles)
+        if (
+            model.loss != "quantile"
+            or offsets.dtype != torch.float64
+            or tuple(offsets.shape) != want
+            or not torch.isfinite(offsets).all()
+        ):
+            raise _bad(path, f"'conformal.offsets' must be {want} finite float64 values of a quantile model")
+        model.quantile_offsets_ = offsets.numpy().copy()
     if unexpected:
         raise _bad(path, f"tensors this model does not have: {', '.join(unexpected[:5])}")
     model.net_ = None

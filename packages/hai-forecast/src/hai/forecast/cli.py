@@ -86,6 +86,7 @@ def _make_model(args: argparse.Namespace, country: str | None, subdiv: str | Non
             "nhead": args.nhead,
             "dim_feedforward": args.dim_feedforward,
             "loss": args.loss,
+            "calibration": args.calibration,
             "epochs": args.epochs,
             "batch_size": args.batch_size,
             "lr": args.lr,
@@ -281,6 +282,9 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
             f"{name:<28} {m['mae']:>10.4g} {m['rmse']:>10.4g} {m['mape']:>8.2f} {m['mase']:>6.3f} "
             f"{m['mase_day']:>6.3f} {m['nse']:>6.3f} {m['rpe']:>6.3f}"
         )
+    for interval, covered in result.extra.get("interval_coverage", {}).items():
+        lo, hi = (float(q[1:]) for q in interval.split("-"))
+        print(f"interval {interval}: covers {covered:.1%} of the test values (nominal {hi - lo:.0%})")
     for name, ref in result.references.items():
         if "error" in ref:
             print(f"{name:<28} unavailable: {ref['error']}")
@@ -418,6 +422,12 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
         "--dim-feedforward", type=arg_positive_int(65_536), default=96, help="feed-forward width (default 96)"
     )
     p.add_argument("--loss", default="l1", choices=("l1", "mse", "quantile"), help="default l1")
+    p.add_argument(
+        "--calibration",
+        default="conformal",
+        choices=("conformal", "none"),
+        help="--loss quantile: calibrate the intervals on the validation days (default conformal)",
+    )
     p.add_argument(
         "--epochs",
         type=arg_positive_int(100_000),

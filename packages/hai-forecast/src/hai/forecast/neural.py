@@ -8,10 +8,21 @@ base: ReCycle's base is its baseline (residual learning), the plain transformer'
 the series' own units the forecast is ``base + out × scale``, so ``out = 0`` gives the base
 exactly. The training target is therefore built once, in scaled units, as ``(truth − base) /
 scale``: a training step only runs the network and the loss (no per-step tensor building).
+
+With ``loss="quantile"`` the quantile outputs are calibrated on the validation windows after
+training (``calibration="conformal"``, the default): each symmetric pair of quantiles
+``(τ, 1 − τ)`` is widened or narrowed by the conformalized-quantile-regression correction
+(Romano, Patterson & Candès, NeurIPS 2019): the ``⌈(n + 1)(1 − α)⌉``-th smallest of the scores
+``max(q_τ − y, y − q_{1−τ})`` over the ``n`` validation values, ``1 − α`` the nominal coverage;
+an unpaired quantile is shifted by the ``τ``-quantile of its validation residuals; the median
+(the point forecast) is left as it is. The corrections are per column, in series units
+(``quantile_offsets_``), and saved with the model. The validation windows also chose the
+early-stopping epoch, so they are not quite unseen: the coverage guarantee is approximate.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from abc import abstractmethod
 from collections.abc import Sequence
@@ -152,6 +163,10 @@ def transformer_forward(t: nn.Transformer, src: torch.Tensor, tgt: torch.Tensor)
     return y.view(B, T, E)
 
 
+#: How the quantile outputs are calibrated after training (``loss="quantile"``).
+CALIBRATIONS: tuple[str, ...] = ("conformal", "none")
+
+
 class NeuralForecaster(Forecaster):
     """Base of the trained forecasters (see :class:`hai.forecast.ReCycle`)."""
 
@@ -169,6 +184,7 @@ class NeuralForecaster(Forecaster):
         dropout: float = 0.0,
         loss: str = "l1",
         quantiles: Sequence[float] = (0.1, 0.5, 0.9),
+        calibration: str = "conformal",
         epochs: int = 200,
         batch_size: int = 32,
         lr: float = 1e-3,
@@ -196,6 +212,7 @@ class NeuralForecaster(Forecaster):
         self.dropout = dropout
         self.loss = loss
         self.quantiles = quantiles
+        self.calibration = calibration
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -263,6 +280,16 @@ class NeuralForecaster(Forecaster):
             raise InputError(f"unknown loss {self.loss!r}", hint=f"use one of {', '.join(LOSSES)}")
         if self.loss == "quantile":
             check_quantiles(self.quantiles)
+        if self.calibration not in CALIBRATIONS:
+            raise InputError(
+                f"unknown calibration {self.calibration!r}", hint=f"use one of {', '.join(CALIBRATIONS)}"
+            )
+        if self.loss == "quantile" and self.calibration == "conformal" and self.validation_fraction == 0:
+            raise InputError(
+                "conformal calibration of the quantiles needs validation cycles, and "
+                "validation_fraction is 0",
+                hint="set validation_fraction > 0 (e.g. 0.2), or calibration='none'",
+            )
         if self.threads is not None:
             _check_positive_int("threads", self.threads)
         if self.scaling not in ("standard", "minmax"):
@@ -305,6 +332,11 @@ class NeuralForecaster(Forecaster):
         self.epoch_time_s_ = float("nan")
         self.epoch_cpu_s_ = float("nan")
         self.n_train_windows_, self.n_val_windows_ = len(train_o), len(val_o)
+        self.quantile_offsets_: np.ndarray | None = None
+        self._train(frame, train_o, val_o)
+        self.quantile_offsets_ = self._conformal_offsets(frame, val_o)
+
+    def _train(self, frame: pd.DataFrame, train_o: np.ndarray, val_o: np.ndarray) -> None:
         streams = RngStreams(self.seed)
         with torch.random.fork_rng(devices=[]), torch_threads(self.threads):
             torch.manual_seed(streams.entropy("init") & 0x7FFF_FFFF)
@@ -331,6 +363,37 @@ class NeuralForecaster(Forecaster):
         self.stopped_early_ = result.stopped_early
         self.epoch_time_s_ = result.median_epoch_s
         self.epoch_cpu_s_ = result.median_epoch_cpu_s
+
+    def _conformal_offsets(self, frame: pd.DataFrame, val_o: np.ndarray) -> np.ndarray | None:
+        """Per column and quantile, the conformal correction in series units (see the module)."""
+        if self.loss != "quantile" or self.calibration == "none":
+            return None
+        if len(val_o) == 0:
+            raise InputError(
+                "conformal calibration of the quantiles needs validation windows, and none is left",
+                hint="give a longer series or a larger validation_fraction, or calibration='none'",
+            )
+        raw = self._raw_quantiles(frame, val_o, calibrated=False)
+        values = frame.to_numpy()
+        truth = np.stack([values[o : o + self.horizon] for o in val_o.tolist()])
+        qs = self._quantiles
+        offsets = np.zeros((raw.shape[2], len(qs)))
+        for c in range(raw.shape[2]):
+            y = truth[:, :, c].ravel()
+            for i, tau in enumerate(qs):
+                if tau == 0.5:
+                    continue
+                partner = [j for j, other in enumerate(qs) if abs(other - (1.0 - tau)) < 1e-9]
+                if partner:
+                    lo, hi = (i, partner[0]) if tau < 0.5 else (partner[0], i)
+                    score = np.maximum(raw[:, :, c, lo].ravel() - y, y - raw[:, :, c, hi].ravel())
+                    n = len(score)
+                    k = min(n, math.ceil((n + 1) * (qs[hi] - qs[lo])))
+                    correction = float(np.sort(score)[k - 1])
+                    offsets[c, i] = -correction if tau < 0.5 else correction
+                else:
+                    offsets[c, i] = float(np.quantile(y - raw[:, :, c, i].ravel(), tau))
+        return offsets
 
     @property
     def n_parameters_(self) -> int:
@@ -390,22 +453,41 @@ class NeuralForecaster(Forecaster):
             hint=f"end the history at a cycle start: drop its last {shift} step(s) or add {L - shift}",
         )
 
-    def _raw_quantiles(self, frame: pd.DataFrame, origins: np.ndarray) -> np.ndarray:
-        """Forecasts ``(N, horizon, C, Q)`` in series units."""
+    def _raw_quantiles(
+        self, frame: pd.DataFrame, origins: np.ndarray, *, calibrated: bool = True
+    ) -> np.ndarray:
+        """Forecasts ``(N, horizon, C, Q)`` in series units (with the conformal corrections)."""
         inputs, base = self._inputs(frame, origins)
         Q = self.n_quantiles
         if self.net_ is None:
-            return np.repeat(base[..., None], Q, axis=-1)
-        self.net_.eval()
-        outs = []
-        with torch.no_grad(), torch_threads(self.threads):
-            n = len(origins)
-            for start in range(0, n, 256):
-                part = {k: v[start : start + 256] for k, v in inputs.items()}
-                outs.append(self._forward(self.net_, part).double().cpu().numpy())
-        out = np.concatenate(outs)
-        raw = base[..., None] + out * self.scaler_.scale_[None, None, :, None]
+            raw = np.repeat(base[..., None], Q, axis=-1)
+        else:
+            self.net_.eval()
+            outs = []
+            with torch.no_grad(), torch_threads(self.threads):
+                n = len(origins)
+                for start in range(0, n, 256):
+                    part = {k: v[start : start + 256] for k, v in inputs.items()}
+                    outs.append(self._forward(self.net_, part).double().cpu().numpy())
+            out = np.concatenate(outs)
+            raw = base[..., None] + out * self.scaler_.scale_[None, None, :, None]
+        offsets = getattr(self, "quantile_offsets_", None)
+        if calibrated and offsets is not None:
+            raw = raw + offsets[None, None, :, :]
         return np.sort(raw, axis=-1) if Q > 1 else raw
+
+    def predict_quantiles_at(self, y: Any, origins: Any) -> np.ndarray:
+        """Quantile forecasts ``(len(origins), horizon, n_columns, n_quantiles)`` from each origin.
+
+        The quantiles are ``sorted(quantiles)``, calibrated (``calibration="conformal"``); the
+        forecast from origin ``o`` uses ``y[:o]`` only, as for :meth:`predict_at`.
+        """
+        if self.loss != "quantile":
+            raise InputError("prediction intervals need a model trained with loss='quantile'")
+        frame = self._prepare(y)
+        positions = np.asarray(origins, dtype=np.int64).reshape(-1)
+        self.predict_at(frame, positions)  # the checks (history length, origins, finite values)
+        return self._raw_quantiles(frame, positions)
 
     def _predict_origins(self, frame: pd.DataFrame, origins: np.ndarray) -> np.ndarray:
         raw = self._raw_quantiles(frame, origins)
