@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from hai.shared import InputError
@@ -109,11 +109,26 @@ class SweepSpec:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SweepSpec:
+    def from_dict(cls, data: Any) -> SweepSpec:
+        """The spec of a table header or a spec file; unknown fields and bad types are refused."""
+        if not isinstance(data, dict):
+            raise InputError(f"a sweep definition must be a JSON object, not {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InputError(
+                f"unknown field(s) {unknown} in the sweep definition", hint=f"known: {sorted(known)}"
+            )
         values = dict(data)
         for name in ("world_sizes", "global_batches", "local_batches"):
             if name in values:
+                if not isinstance(values[name], list | tuple):
+                    raise InputError(f"{name} in the sweep definition must be a list of integers")
                 values[name] = tuple(values[name])
+        if not isinstance(values.get("options", {}), dict):
+            raise InputError("options in the sweep definition must be a JSON object")
+        if not isinstance(values.get("workload", ""), str):
+            raise InputError("workload in the sweep definition must be a name")
         return cls(**values)
 
     @property

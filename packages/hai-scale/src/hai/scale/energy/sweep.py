@@ -52,11 +52,46 @@ def read_table(path: str | Path) -> SweepTable:
         raise InputError(f"{path} is not a readable energy-sweep table: {exc}") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise InputError(f"{path} is not an energy-sweep table (no {FORMAT!r} header)")
-    if int(header.get("version", 0)) > FORMAT_VERSION:
-        raise InputError(
-            f"{path} was written by a newer hai (table version {header['version']})", hint="upgrade"
-        )
-    return SweepTable(path, SweepSpec.from_dict(header["spec"]), rows)
+    version = header.get("version", 0)
+    if not isinstance(version, int):
+        raise InputError(f"{path} is not an energy-sweep table (version {version!r})")
+    if version > FORMAT_VERSION:
+        raise InputError(f"{path} was written by a newer hai (table version {version})", hint="upgrade")
+    try:
+        spec = SweepSpec.from_dict(header.get("spec"))
+    except InputError as exc:
+        raise InputError(f"{path} holds a sweep definition that is not valid: {exc.message}") from None
+    for number, row in enumerate(rows, start=2):
+        _check_row(path, number, row)
+    return SweepTable(path, spec, rows)
+
+
+#: What every row holds (written by the worker), with the types a report relies on.
+_ROW_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "name": str,
+    "point": dict,
+    "wall_s": (int, float),
+    "device_hours": (int, float),
+    "samples_per_device_hour": (int, float),
+    "updates_per_device_hour": (int, float),
+    "metric_name": str,
+    "metric": (int, float),
+}
+
+
+def _check_row(path: Path, line: int, row: Any) -> None:
+    if not isinstance(row, dict):
+        raise InputError(f"{path} line {line}: a row must be a JSON object, not {type(row).__name__}")
+    for name, kind in _ROW_FIELDS.items():
+        if not isinstance(row.get(name), kind) or isinstance(row.get(name), bool):
+            raise InputError(f"{path} line {line}: the row has no valid {name!r}", hint="is it a hai table?")
+    energy = row.get("energy_j")
+    if energy is not None and (not isinstance(energy, int | float) or isinstance(energy, bool)):
+        raise InputError(f"{path} line {line}: energy_j must be a number or null")
+    point = row["point"]
+    for name in ("world_size", "global_batch", "local_batch"):
+        if not isinstance(point.get(name), int) or isinstance(point.get(name), bool):
+            raise InputError(f"{path} line {line}: the row's point has no valid {name!r}")
 
 
 def _write_table(path: Path, spec: SweepSpec, rows: Sequence[dict[str, Any]]) -> None:
