@@ -86,6 +86,9 @@ def test_the_launcher_passes_every_setting_on_to_its_processes() -> None:
         checkpoint="/tmp/x.safetensors",
         noise_std=0.25,
         threads=3,
+        checkpoint_every=5,
+        checkpoint_minutes=2.5,
+        resume=True,
     )
     parser = argparse.ArgumentParser()
     add_bnn_arguments(parser)

@@ -128,6 +128,25 @@ def add_bnn_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--max-steps", type=arg_positive_int(), default=None, help="stop after this many steps")
     p.add_argument("--checkpoint", default=None, help="save the trained posterior here (safetensors)")
+    p.add_argument(
+        "--checkpoint-every",
+        type=arg_positive_int(),
+        default=None,
+        metavar="N",
+        help="also save the training state to --checkpoint every N steps (atomically)",
+    )
+    p.add_argument(
+        "--checkpoint-minutes",
+        type=arg_positive_float,
+        default=None,
+        metavar="M",
+        help="also save the training state to --checkpoint every M minutes",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from --checkpoint if it exists (same settings; the losses are those of one run)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument(
         "--device", default="cpu", help="cpu, cuda or auto (default cpu); ranks use cuda:LOCAL_RANK"
@@ -231,6 +250,12 @@ def _args_to_argv(config: BNNConfig, timeout_s: float) -> list[str]:
     argv.append(f"--threads={c.threads or 0}")
     if c.checkpoint is not None:
         argv.append(f"--checkpoint={Path(c.checkpoint).resolve()}")
+    if c.checkpoint_every is not None:
+        argv.append(f"--checkpoint-every={c.checkpoint_every}")
+    if c.checkpoint_minutes is not None:
+        argv.append(f"--checkpoint-minutes={c.checkpoint_minutes!r}")
+    if c.resume:
+        argv.append("--resume")
     return argv
 
 

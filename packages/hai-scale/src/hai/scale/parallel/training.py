@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +46,11 @@ from hai.scale.models import mlp, small_cnn
 from hai.scale.parallel.engine import SamplingParallel, world
 from hai.scale.parallel.workload import MODES, workload
 from hai.shared import (
+    CheckpointError,
     InputError,
     OutputError,
     RngStreams,
+    load_checkpoint,
     measure,
     progress,
     resolve_device,
@@ -62,7 +64,7 @@ from hai.shared.checks import (
     positive_float,
     positive_int,
 )
-from hai.shared.files import output_error
+from hai.shared.files import output_error, to_jsonable
 
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}
 LOSSES: tuple[str, ...] = ("elbo", "predictive")
@@ -98,6 +100,9 @@ class BNNConfig:
     checkpoint: str | None = None
     noise_std: float | None = None  # regression: the likelihood's noise std (None: the data's)
     threads: int | None = 1  # torch CPU threads per process while training (None: torch's setting)
+    checkpoint_every: int | None = None  # also save the training state every N steps
+    checkpoint_minutes: float | None = None  # ... and every M minutes (rank 0's clock)
+    resume: bool = False  # continue from ``checkpoint`` if that file exists
 
     def validate(self, world_size: int) -> None:
         """Raise :class:`InputError` for settings no rank can run (checked before any collective).
@@ -153,6 +158,21 @@ class BNNConfig:
         if self.data in DATA_SHAPES:
             n_features, n_outputs, image_shape = DATA_SHAPES[self.data]
             self.check_memory(n_features, n_outputs, image_shape, world_size)
+        if self.checkpoint_every is not None:
+            positive_int("checkpoint_every", self.checkpoint_every)
+        if self.checkpoint_minutes is not None:
+            positive_float("checkpoint_minutes", self.checkpoint_minutes)
+        wants = [
+            name
+            for name, value in (
+                ("checkpoint_every", self.checkpoint_every),
+                ("checkpoint_minutes", self.checkpoint_minutes),
+                ("resume", self.resume or None),
+            )
+            if value is not None
+        ]
+        if wants and self.checkpoint is None:
+            raise InputError(f"{' and '.join(wants)} need a checkpoint file", hint="add --checkpoint FILE")
         if self.checkpoint is not None:
             check_output_file(self.checkpoint, "checkpoint")
 
@@ -518,6 +538,100 @@ def _mean_std(predictive: Predictive, mask: torch.Tensor) -> float | None:
     return float(predictive.variance[mask].sqrt().mean()) if bool(mask.any()) else None
 
 
+STATE_PREFIX = "train_state."  # checkpoint tensors that are not the model's (optimizer, partial sums)
+# Settings that may change between a run and its resumption without changing the training itself.
+RESUMABLE_CHANGES = (
+    "epochs",
+    "max_steps",
+    "target_accuracy",
+    "eval_samples",
+    "checkpoint",
+    "checkpoint_every",
+    "checkpoint_minutes",
+    "resume",
+    "threads",
+    "device",
+)
+
+
+def model_tensors(tensors: dict[str, Any]) -> dict[str, Any]:
+    """The model's tensors of a BNN checkpoint (``model.load_state_dict`` takes them), without the
+    training state that :func:`train_bnn` saves beside them for ``resume``."""
+    return {k: v for k, v in tensors.items() if not k.startswith(STATE_PREFIX)}
+
+
+@dataclass
+class _Position:
+    """Where training stands: the next batch ``batch`` of epoch ``epoch``, after ``step`` steps."""
+
+    epoch: int = 1
+    batch: int = 0
+    step: int = 0
+    n_losses: int = 0
+    evaluated: int = 0  # epochs of the history that are complete (a partial last one is redone)
+
+
+def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    out = {}
+    for index, state in optimizer.state_dict()["state"].items():
+        for key, value in state.items():
+            out[f"{STATE_PREFIX}optimizer.{index}.{key}"] = torch.as_tensor(value)
+    return out
+
+
+def _load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, Any]) -> None:
+    saved = optimizer.state_dict()
+    state: dict[int, dict[str, Any]] = {}
+    head = f"{STATE_PREFIX}optimizer."
+    for name, value in tensors.items():
+        if name.startswith(head):
+            index, key = name[len(head) :].split(".", 1)
+            state.setdefault(int(index), {})[key] = value
+    saved["state"] = state
+    optimizer.load_state_dict(saved)
+
+
+def _history_from(rows: Sequence[dict[str, Any]]) -> list[BNNEpoch]:
+    names = [f.name for f in fields(BNNEpoch)]
+    values: list[dict[str, Any]] = [{name: row.get(name) for name in names} for row in rows]
+    return [BNNEpoch(**v) for v in values]
+
+
+def _resume_state(
+    config: BNNConfig, model: torch.nn.Module, optimizer: torch.optim.Optimizer
+) -> tuple[_Position, list[BNNEpoch], torch.Tensor | None]:
+    """Load ``config.checkpoint`` into ``model`` and ``optimizer``; return where training stood."""
+    assert config.checkpoint is not None
+    saved = load_checkpoint(config.checkpoint)
+    state = saved.extra.get("state")
+    if not isinstance(state, dict):
+        raise CheckpointError(
+            f"{config.checkpoint} holds no training state to resume from (not written by train_bnn)",
+            hint="leave out --resume, or give the checkpoint of an interrupted run",
+        )
+    mine = to_jsonable(config.to_dict())
+    theirs = saved.config
+    changed = sorted(
+        k for k in set(mine) | set(theirs) if k not in RESUMABLE_CHANGES and mine.get(k) != theirs.get(k)
+    )
+    if changed:
+        detail = ", ".join(f"{k}: {theirs.get(k)!r} then, {mine.get(k)!r} now" for k in changed)
+        raise CheckpointError(
+            f"cannot resume from {config.checkpoint}: it was trained with other settings ({detail})",
+            hint="resume with the settings of the interrupted run, or start afresh without --resume",
+        )
+    try:
+        model.load_state_dict(model_tensors(saved.tensors))
+        _load_optimizer(optimizer, saved.tensors)
+        position = _Position(
+            **{k: int(state[k]) for k in ("epoch", "batch", "step", "n_losses", "evaluated")}
+        )
+    except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"{config.checkpoint} is not a resumable BNN checkpoint: {exc}") from exc
+    history = _history_from(saved.extra.get("history", [])[: position.evaluated])
+    return position, history, saved.tensors.get(f"{STATE_PREFIX}loss_sum")
+
+
 def train_bnn(config: BNNConfig, data: ClassificationData | RegressionData | None = None) -> BNNResult:
     """Train the BNN of ``config`` in this process (one rank of the default process group, if any).
 
@@ -582,78 +696,137 @@ def _train_bnn(config: BNNConfig, data: ClassificationData | RegressionData | No
     step_times: list[float] = []
     probs = torch.zeros(0)
     predictive: Predictive | None = None
-    step = 0
+    pos = _Position()
+    saved_loss_sum: torch.Tensor | None = None
+    if config.resume and config.checkpoint is not None and Path(config.checkpoint).is_file():
+        pos, history, saved_loss_sum = _resume_state(config, model, optimizer)
     total_steps = config.epochs * n_batches
     if config.max_steps is not None:
         total_steps = min(total_steps, config.max_steps)
+    last_save = time.monotonic()
+
+    def save(position: _Position, loss_sum: torch.Tensor, complete: bool) -> None:
+        """Rank 0 writes the model, the optimizer and the position (atomically: a kill leaves the last)."""
+        nonlocal last_save
+        last_save = time.monotonic()
+        if config.checkpoint is None or rank != 0:
+            return
+        tensors = {**model.state_dict(), **_optimizer_tensors(optimizer)}
+        tensors[f"{STATE_PREFIX}loss_sum"] = loss_sum.detach()
+        save_checkpoint(
+            Path(config.checkpoint),
+            tensors,
+            config=config.to_dict(),
+            seed=config.seed,
+            extra={
+                "history": [h.to_dict() for h in history],
+                "world_size": world_size,
+                "state": {**asdict(position), "complete": complete},
+            },
+        )
+
+    def evaluate(epoch: int, step: int, train_loss: float, start: float) -> tuple[BNNEpoch, bool]:
+        nonlocal probs, predictive
+        if isinstance(data, RegressionData):
+            assert noise_std is not None
+            outputs = engine.predict_outputs(x_test, samples=config.eval_samples, n_outputs=1, key=epoch)
+            predictive = gaussian_predictive(outputs[..., 0].double(), noise_std)
+            assert predictive.variance is not None
+            r = regression_metrics(
+                predictive.mean, predictive.variance, y_test.double(), level=COVERAGE_LEVEL
+            )
+            bar.set_postfix(loss=f"{train_loss:.3f}", rmse=f"{r['rmse']:.3f}")
+            row = BNNEpoch(
+                epoch=epoch,
+                step=step,
+                train_loss=train_loss,
+                test_accuracy=None,
+                test_nll=r["nll"],
+                test_ece=None,
+                test_entropy=None,
+                wall_s=time.perf_counter() - start,
+                test_rmse=r["rmse"],
+                test_coverage=r["coverage"],
+            )
+            return row, False
+        probs = engine.predict_proba(x_test, samples=config.eval_samples, n_classes=data.n_classes, key=epoch)
+        m = classification_metrics(probs.double(), y_test)
+        bar.set_postfix(loss=f"{train_loss:.3f}", acc=f"{m['accuracy']:.3f}")
+        row = BNNEpoch(
+            epoch=epoch,
+            step=step,
+            train_loss=train_loss,
+            test_accuracy=m["accuracy"],
+            test_nll=m["nll"],
+            test_ece=m["ece"],
+            test_entropy=m["entropy"],
+            wall_s=time.perf_counter() - start,
+        )
+        return row, reached_target(row)
+
+    def reached_target(row: BNNEpoch) -> bool:
+        target = config.target_accuracy
+        return target is not None and row.test_accuracy is not None and row.test_accuracy >= target
+
     bar: Any = _NullBar()
     if rank == 0:
-        bar = progress(total=total_steps, desc=f"BNN {config.mode} ×{world_size}", unit="step")
+        bar = progress(
+            total=total_steps,
+            initial=min(pos.step, total_steps),
+            desc=f"BNN {config.mode} ×{world_size}",
+            unit="step",
+        )
+    step = pos.step
+    position = pos
+    zero = torch.zeros((), dtype=dtype, device=device)
+    final_loss_sum = zero if saved_loss_sum is None else saved_loss_sum
     with measure() as cost:
-        for epoch in range(1, config.epochs + 1):
-            start = time.perf_counter()
-            order = torch.randperm(n_train, generator=RngStreams(config.seed).torch("bnn-order", epoch))
-            loss_sum, n_losses = torch.zeros((), dtype=dtype, device=device), 0
-            for k in range(n_batches):
-                if step >= total_steps:
+        finished = bool(history) and (
+            pos.epoch > config.epochs or step >= total_steps or reached_target(history[-1])
+        )
+        if finished and pos.batch == 0:
+            # a finished run resumed: nothing to train, the last epoch evaluated again for the result
+            last = history[-1]
+            evaluate(last.epoch, last.step, last.train_loss, time.perf_counter())
+        else:
+            for epoch in range(pos.epoch, config.epochs + 1):
+                start = time.perf_counter()
+                order = torch.randperm(n_train, generator=RngStreams(config.seed).torch("bnn-order", epoch))
+                loss_sum, n_losses, next_batch = zero.clone(), 0, 0
+                if epoch == pos.epoch and pos.batch > 0:  # resumed inside this epoch
+                    next_batch, n_losses = pos.batch, pos.n_losses
+                    if saved_loss_sum is not None:
+                        loss_sum = saved_loss_sum.to(device, dtype).clone()
+                while next_batch < n_batches and step < total_steps:
+                    k = next_batch
+                    idx = order[k * config.batch_size : (k + 1) * config.batch_size].to(device)
+                    t0 = time.perf_counter()
+                    optimizer.zero_grad(set_to_none=True)
+                    loss_sum += engine.forward_backward(x_train[idx], y_train[idx], step)  # no host sync
+                    n_losses += 1
+                    optimizer.step()
+                    if device.type == "cuda":  # an honest step time (kernels run asynchronously)
+                        torch.cuda.synchronize(device)
+                    step_times.append(time.perf_counter() - t0)
+                    step += 1
+                    next_batch = k + 1
+                    bar.update()
+                    every = config.checkpoint_every is not None and step % config.checkpoint_every == 0
+                    minutes = config.checkpoint_minutes
+                    if every or (minutes is not None and time.monotonic() - last_save >= 60 * minutes):
+                        here = _Position(epoch, next_batch, step, n_losses, len(history))
+                        save(here, loss_sum, complete=False)
+                train_loss = float(loss_sum) / n_losses if n_losses else float("nan")
+                row, reached = evaluate(epoch, step, train_loss, start)
+                history.append(row)
+                if next_batch < n_batches:  # stopped inside the epoch (max_steps): resuming finishes it
+                    position = _Position(epoch, next_batch, step, n_losses, len(history) - 1)
+                    final_loss_sum = loss_sum
+                else:
+                    position = _Position(epoch + 1, 0, step, 0, len(history))
+                    final_loss_sum = zero
+                if reached or step >= total_steps:
                     break
-                idx = order[k * config.batch_size : (k + 1) * config.batch_size].to(device)
-                t0 = time.perf_counter()
-                optimizer.zero_grad(set_to_none=True)
-                loss_sum += engine.forward_backward(x_train[idx], y_train[idx], step)  # no host sync
-                n_losses += 1
-                optimizer.step()
-                if device.type == "cuda":  # an honest step time (kernels run asynchronously)
-                    torch.cuda.synchronize(device)
-                step_times.append(time.perf_counter() - t0)
-                step += 1
-                bar.update()
-            train_loss = float(loss_sum) / n_losses if n_losses else float("nan")
-            reached = False
-            if isinstance(data, RegressionData):
-                assert noise_std is not None
-                outputs = engine.predict_outputs(x_test, samples=config.eval_samples, n_outputs=1, key=epoch)
-                predictive = gaussian_predictive(outputs[..., 0].double(), noise_std)
-                assert predictive.variance is not None
-                r = regression_metrics(
-                    predictive.mean, predictive.variance, y_test.double(), level=COVERAGE_LEVEL
-                )
-                history.append(
-                    BNNEpoch(
-                        epoch=epoch,
-                        step=step,
-                        train_loss=train_loss,
-                        test_accuracy=None,
-                        test_nll=r["nll"],
-                        test_ece=None,
-                        test_entropy=None,
-                        wall_s=time.perf_counter() - start,
-                        test_rmse=r["rmse"],
-                        test_coverage=r["coverage"],
-                    )
-                )
-                bar.set_postfix(loss=f"{train_loss:.3f}", rmse=f"{r['rmse']:.3f}")
-            else:
-                probs = engine.predict_proba(
-                    x_test, samples=config.eval_samples, n_classes=data.n_classes, key=epoch
-                )
-                m = classification_metrics(probs.double(), y_test)
-                history.append(
-                    BNNEpoch(
-                        epoch=epoch,
-                        step=step,
-                        train_loss=train_loss,
-                        test_accuracy=m["accuracy"],
-                        test_nll=m["nll"],
-                        test_ece=m["ece"],
-                        test_entropy=m["entropy"],
-                        wall_s=time.perf_counter() - start,
-                    )
-                )
-                bar.set_postfix(loss=f"{train_loss:.3f}", acc=f"{m['accuracy']:.3f}")
-                reached = config.target_accuracy is not None and m["accuracy"] >= config.target_accuracy
-            if reached or step >= total_steps:
-                break
     bar.close()
     skip = min(2, len(step_times) - 1)  # the first steps include lazy initialisation
     own = {
@@ -663,14 +836,8 @@ def _train_bnn(config: BNNConfig, data: ClassificationData | RegressionData | No
         **cost.to_dict(),
     }
     per_rank = _gather(own, world_size)
-    if config.checkpoint is not None and rank == 0:
-        save_checkpoint(
-            Path(config.checkpoint),
-            model.state_dict(),
-            config=config.to_dict(),
-            seed=config.seed,
-            extra={"history": [h.to_dict() for h in history], "world_size": world_size},
-        )
+    if config.checkpoint is not None:
+        save(position, final_loss_sum, complete=True)
     result = BNNResult(
         config=config,
         world_size=world_size,
@@ -723,6 +890,9 @@ def config_from_args(args: Any) -> BNNConfig:
         checkpoint=args.checkpoint,
         noise_std=getattr(args, "noise_std", None),
         threads=getattr(args, "threads", 1) or None,
+        checkpoint_every=getattr(args, "checkpoint_every", None),
+        checkpoint_minutes=getattr(args, "checkpoint_minutes", None),
+        resume=bool(getattr(args, "resume", False)),
     )
 
 
@@ -739,6 +909,7 @@ __all__ = [
     "check_hidden",
     "check_output_file",
     "config_from_args",
+    "model_tensors",
     "network_size",
     "step_memory_bytes",
     "train_bnn",
