@@ -281,9 +281,11 @@ def check_horizon(horizon: int, n: int, split: Split, history: int) -> None:
 def synthetic_series(
     kind: str = "load", *, weeks: int = 6, seed: int = 0, start: str = "2024-01-01"
 ) -> pd.Series:
-    """An hourly synthetic series for tests and the demo (no download): ``"load"`` has a daily
-    cycle, a weekend dip and AR(1) noise whose size follows the cycle; ``"pv"`` is a clear-sky
-    bell times a random daily cloudiness, zero at night."""
+    """An hourly synthetic series for tests and the demo (no download).
+
+    ``"load"`` has a daily cycle, a weekend dip and persistent AR(1) noise (0.97 per hour)
+    scaled by the cycle; ``"pv"`` is a clear-sky bell times a random daily cloudiness, zero
+    at night."""
     rng = np.random.default_rng(seed)
     index = pd.date_range(start, periods=weeks * 168, freq="h")
     hour = index.hour.to_numpy().astype(float)
@@ -293,8 +295,8 @@ def synthetic_series(
         noise = np.zeros(len(index))
         shocks = rng.standard_normal(len(index))
         for t in range(1, len(index)):
-            noise[t] = 0.8 * noise[t - 1] + shocks[t]
-        values = 10.0 * daily * weekend + 0.25 * daily * noise
+            noise[t] = 0.97 * noise[t - 1] + shocks[t]
+        values = 10.0 * daily * weekend + 0.1 * daily * noise
     elif kind == "pv":
         bell = np.clip(np.sin(np.pi * (hour - 6) / 12), 0.0, None) ** 1.5
         cloud = np.repeat(rng.beta(4.0, 1.5, size=weeks * 7), 24)
