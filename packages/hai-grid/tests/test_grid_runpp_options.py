@@ -32,7 +32,7 @@ NON_DEFAULT: dict[str, tuple[Any, str]] = {
     "voltage_depend_loads": (False, "honoured"),
     "consider_line_temperature": (True, "refused"),
     "run_control": (True, "refused"),
-    "distributed_slack": (True, "refused"),
+    "distributed_slack": (True, "honoured"),
     "tdpf": (True, "refused"),
     "tdpf_delay_s": (10.0, "refused"),
     "tdpf_update_r_theta": (False, "honoured"),
@@ -109,11 +109,11 @@ def test_user_pf_options_are_read_and_refused_by_name() -> None:
     with pytest.raises(InputError, match=r"enforce_p_lims=True .*net\.user_pf_options"):
         hai.grid.runpp(net)
     net = load_case("case30")
-    pp.set_user_pf_options(net, distributed_slack=True)
-    with pytest.raises(InputError, match="distributed_slack"):
+    pp.set_user_pf_options(net, run_control=True)
+    with pytest.raises(InputError, match="run_control"):
         hai.grid.runpp(net)
     # a keyword given to the call wins over the stored option, as in pandapower
-    hai.grid.runpp(net, distributed_slack=False)
+    hai.grid.runpp(net, run_control=False)
     assert net.converged
 
 

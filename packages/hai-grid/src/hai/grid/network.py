@@ -272,7 +272,17 @@ def compile_network(
         key: np.array([], dtype=np.int64)
         for key in ("bus", "bus_dc", "ext_grid", "gen", "branch", "branch_dc")
     }
-    ppc, ppci = _pd2ppc(net)
+    try:
+        ppc, ppci = _pd2ppc(net)
+    except (ValueError, NotImplementedError) as error:
+        if not build.get("distributed_slack") or "slack" not in str(error).lower():
+            raise
+        # pandapower's own checks of the slack weights (sum zero or negative on an island,
+        # several islands with weights, xward weights at PV buses)
+        raise InputError(
+            f"distributed_slack=True: {error}",
+            hint="set slack_weight > 0 on ext_grid/gen/xward rows of one connected grid",
+        ) from None
     net["_ppc"] = ppc
     base_mva, bus, gen, branch, _svc, _tcsc, _ssc, _vsc, ref, pv, pq, *_, v0, _ref_gens = (
         _get_pf_variables_from_ppci(ppci, True)

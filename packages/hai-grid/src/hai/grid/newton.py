@@ -43,6 +43,8 @@ class NewtonResult:
     max_mismatch_mva: torch.Tensor
     #: scenarios stopped early by a screening test (their voltages are approximate); None: no screening
     screened: torch.Tensor | None = None
+    #: the solved slack power (batch,) in pu under distributed slack; None otherwise
+    slack: torch.Tensor | None = None
 
 
 #: Largest batch·n_var solved as one block-diagonal sparse system on the CPU; larger batches are
@@ -60,7 +62,11 @@ class PowerFlowSystem:
     """
 
     def __init__(
-        self, compiled: CompiledNetwork, device: torch.device | str = "cpu", linear_solver: str = "auto"
+        self,
+        compiled: CompiledNetwork,
+        device: torch.device | str = "cpu",
+        linear_solver: str = "auto",
+        slack_weights: np.ndarray | None = None,
     ) -> None:
         if linear_solver not in ("auto", "superlu", "dense"):
             raise ValueError(f"linear_solver must be auto, superlu or dense, got {linear_solver!r}")
@@ -80,15 +86,41 @@ class PowerFlowSystem:
         self.ybus_rows_np, self.ybus_cols_np = rows, cols
         pv = compiled.pv.cpu().numpy()
         pq = compiled.pq.cpu().numpy()
+        #: distributed slack (pandapower's ``distributed_slack``): the first reference bus keeps
+        #: its angle, the other reference buses are PV buses, and one more unknown, the slack
+        #: power, enters every bus's P mismatch weighted by ``slack_weights`` (per bus, summing to
+        #: 1); its equation is the P mismatch at the first reference bus.
+        self.distributed = slack_weights is not None
+        ref = np.sort(compiled.ref.cpu().numpy())
+        if self.distributed:
+            pv = np.r_[pv, ref[1:]]
         pvpq = np.sort(np.r_[pv, pq])
         pq = np.sort(pq)
         self.n_a, self.n_m = len(pvpq), len(pq)
-        self.n_var = self.n_a + self.n_m
+        self.n_var = self.n_a + self.n_m + (1 if self.distributed else 0)
         pos_a = np.full(n, -1)
         pos_a[pvpq] = np.arange(len(pvpq))
         pos_m = np.full(n, -1)
         pos_m[pq] = np.arange(len(pq)) + self.n_a
         self.pos_a_np, self.pos_m_np = pos_a, pos_m
+        # rows of the P equations: the angle unknowns' rows, and the last row for the first
+        # reference bus under distributed slack
+        pos_p = pos_a.copy()
+        const_rows = np.zeros(0, dtype=np.int64)
+        const_values = np.zeros(0)
+        if self.distributed:
+            weights = np.asarray(slack_weights, dtype=np.float64)
+            if weights.shape != (n,):
+                raise ValueError(f"slack_weights must have one value per bus ({n}), got {weights.shape}")
+            pos_p[ref[0]] = self.n_var - 1
+            self.ref0 = int(ref[0])
+            weighted = np.flatnonzero(weights != 0)
+            const_rows = np.unique(np.r_[pos_p[weighted], self.n_var - 1]).astype(np.int64)
+            # pos_p is one-to-one on the buses that have a row, so each row has one bus
+            row_bus = np.full(self.n_var, -1)
+            row_bus[pos_p[pos_p >= 0]] = np.flatnonzero(pos_p >= 0)
+            const_values = weights[row_bus[const_rows]]
+            self.slack_weights = torch.from_numpy(weights).to(self.device)
         # Jacobian contributions: (source kind, source index, row, col)
         # kinds: 0 Re dVa, 1 Re dVm, 2 Im dVa, 3 Im dVm; sources: nnz entries then diagonals.
         diag = np.arange(n)
@@ -97,8 +129,8 @@ class PowerFlowSystem:
         src_index = np.arange(len(src_rows))
         contributions = []
         for kind, row_pos, col_pos in (
-            (0, pos_a, pos_a),
-            (1, pos_a, pos_m),
+            (0, pos_p, pos_a),
+            (1, pos_p, pos_m),
             (2, pos_m, pos_a),
             (3, pos_m, pos_m),
         ):
@@ -106,8 +138,9 @@ class PowerFlowSystem:
             c = col_pos[src_cols]
             keep = (r >= 0) & (c >= 0)
             contributions.append((kind, src_index[keep], r[keep], c[keep]))
-        all_rows = np.concatenate([c[2] for c in contributions])
-        all_cols = np.concatenate([c[3] for c in contributions])
+        const_cols = np.full(len(const_rows), self.n_var - 1, dtype=np.int64)
+        all_rows = np.concatenate([c[2] for c in contributions] + [const_rows])
+        all_cols = np.concatenate([c[3] for c in contributions] + [const_cols])
         linear = all_rows * max(self.n_var, 1) + all_cols
         unique, inverse = np.unique(linear, return_inverse=True)
         self.j_rows_np = unique // max(self.n_var, 1)
@@ -129,6 +162,10 @@ class PowerFlowSystem:
                 contributions, np.cumsum([0] + [len(c[1]) for c in contributions[:-1]]), strict=True
             )
         ]
+        n_contrib = sum(len(c[1]) for c in contributions)
+        #: constant Jacobian entries (the slack column under distributed slack)
+        self.const_target = to_t(inverse[n_contrib:])
+        self.const_values = torch.from_numpy(np.asarray(const_values, dtype=np.float64)).to(self.device)
         self.ybus_rows = to_t(rows)
         self.ybus_cols = to_t(cols)
         self.ybus_values = torch.from_numpy(coo.data.astype(np.complex128)).to(self.device)
@@ -159,11 +196,25 @@ class PowerFlowSystem:
         return v * torch.conj(self.currents(v, ybus_values))
 
     def residual(
-        self, v: torch.Tensor, sbus: torch.Tensor, ybus_values: torch.Tensor | None = None
+        self,
+        v: torch.Tensor,
+        sbus: torch.Tensor,
+        ybus_values: torch.Tensor | None = None,
+        slack: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """The mismatch [ΔP at PV+PQ, ΔQ at PQ] (batch, n_var), per unit."""
+        """The mismatch [ΔP at PV+PQ, ΔQ at PQ] (batch, n_var), per unit.
+
+        Under distributed slack ``slack`` (batch,) is the slack power in pu: the mismatch is
+        ``S(V) - Sbus + slack_weights·slack`` (pandapower's), and its last entry is ΔP at the
+        first reference bus.
+        """
         mis = self.power(v, ybus_values) - sbus
-        return torch.cat([mis.real[:, self.pvpq], mis.imag[:, self.pq]], dim=1)
+        if not self.distributed:
+            return torch.cat([mis.real[:, self.pvpq], mis.imag[:, self.pq]], dim=1)
+        if slack is None:
+            raise ValueError("a distributed-slack system needs the slack power")
+        p = mis.real + self.slack_weights[None, :] * slack[:, None]
+        return torch.cat([p[:, self.pvpq], mis.imag[:, self.pq], p[:, self.ref0, None]], dim=1)
 
     def jacobian_values(self, v: torch.Tensor, ybus_values: torch.Tensor | None = None) -> torch.Tensor:
         """Values (batch, nnz_J) of the Jacobian, in the order of ``j_rows``/``j_cols``."""
@@ -181,6 +232,8 @@ class PowerFlowSystem:
         values = torch.zeros(v.shape[0], self.j_nnz, dtype=torch.float64, device=v.device)
         for kind, src, target in self.kinds:
             values.index_add_(1, target, sources[kind][:, src])
+        if len(self.const_target):
+            values.index_add_(1, self.const_target, self.const_values.expand(v.shape[0], -1))
         return values
 
     def update(self, v: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
@@ -188,7 +241,7 @@ class PowerFlowSystem:
         va = torch.angle(v)
         vm = v.abs()
         va = va.index_add(1, self.pvpq, dx[:, : self.n_a])
-        vm = vm.index_add(1, self.pq, dx[:, self.n_a :])
+        vm = vm.index_add(1, self.pq, dx[:, self.n_a : self.n_a + self.n_m])
         return torch.polar(vm, va)
 
     # ----- linear algebra ------------------------------------------------------------------
@@ -247,8 +300,12 @@ def newton_raphson(
     max_iteration: int = 20,
     frozen: torch.Tensor | None = None,
     screen: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    slack0: torch.Tensor | None = None,
 ) -> NewtonResult:
     """Newton-Raphson for a batch: ``v0`` and ``sbus`` are (batch, n_bus) complex, per unit.
+
+    A distributed-slack ``system`` (``slack_weights`` given) also solves for the slack power,
+    starting from ``slack0`` (batch,) in pu (pandapower starts from Σ Pg - Σ Pd).
 
     ``ybus_values`` (batch, nnz) gives each scenario its own Ybus values on the shared pattern.
     ``frozen`` (batch, n_var) marks unknowns held fixed (buses cut off by an outage): their
@@ -271,9 +328,18 @@ def newton_raphson(
     iterations = torch.zeros(batch, dtype=torch.int64, device=device)
     failed = torch.zeros(batch, dtype=torch.bool, device=device)
     y_all = ybus_values.to(device) if ybus_values is not None else None
+    slack: torch.Tensor | None = None
+    if system.distributed:
+        if frozen is not None or screen is not None:
+            raise ValueError("distributed slack does not take frozen unknowns or screening")
+        slack = torch.zeros(batch, dtype=torch.float64, device=device)
+        if slack0 is not None:
+            slack = slack + slack0.to(device=device, dtype=torch.float64)
 
     def residual(vv: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        f = system.residual(vv, s[idx], None if y_all is None else y_all[idx])
+        f = system.residual(
+            vv, s[idx], None if y_all is None else y_all[idx], None if slack is None else slack[idx]
+        )
         if frozen is not None:
             f = torch.where(frozen[idx], torch.zeros_like(f), f)
         return f
@@ -302,6 +368,8 @@ def newton_raphson(
         dx = torch.where(bad[:, None], torch.zeros_like(dx), dx)
         vn = system.update(va, dx)
         v[idx] = vn
+        if slack is not None:
+            slack[idx] = slack[idx] + dx[:, -1]
         iterations[idx] += 1
         failed[idx] |= bad
         fn = residual(vn, idx)
@@ -329,4 +397,5 @@ def newton_raphson(
         iterations=iterations,
         max_mismatch_mva=norm * system.base_mva,
         screened=(screened & ~converged) if screen is not None else None,
+        slack=slack,
     )

@@ -8,10 +8,10 @@ keyword is refused too (pandapower would swallow a misspelt one). See :data:`OPT
 
 >>> resolve_options({"enforce_q_lims": False, "max_iteration": "auto"})["max_iteration"]
 10
->>> resolve_options({"distributed_slack": True})
+>>> resolve_options({"tdpf": True})
 Traceback (most recent call last):
 ...
-hai.shared.errors.InputError: runpp option distributed_slack=True is not supported by hai.grid: ...
+hai.shared.errors.InputError: runpp option tdpf=True is not supported by hai.grid: ...
 """
 
 from __future__ import annotations
@@ -81,7 +81,9 @@ OPTIONS: dict[str, str] = {
     "tdpf_update_r_theta": "accepted only with tdpf=False, where it has no effect",
     "enforce_q_lims": "honoured (True): pandapower's PV→PQ switching loop around hai's Newton",
     "enforce_p_lims": "refused when True",
-    "distributed_slack": "refused when True (slack weights are not implemented)",
+    "distributed_slack": "honoured (True): pandapower's slack weights (slack_weight of ext_grid, gen, "
+    "xward) and its Newton formulation with the slack power as one more unknown; with "
+    "enforce_q_lims refused",
     "consider_line_temperature": "refused when True",
     "run_control": "refused when True (hai runs no controllers)",
     "tdpf": "refused when True",
@@ -94,7 +96,6 @@ OPTIONS: dict[str, str] = {
 #: Options whose only accepted value is pandapower's default (the rest are refused by name).
 _ONLY_DEFAULT = (
     "enforce_p_lims",
-    "distributed_slack",
     "consider_line_temperature",
     "run_control",
     "tdpf",
@@ -155,7 +156,13 @@ def resolve_options(given: dict[str, Any], user_pf_options: dict[str, Any] | Non
     delta_q = opts["delta_q"]
     if isinstance(delta_q, bool) or not isinstance(delta_q, int | float) or not math.isfinite(delta_q):
         raise refuse("delta_q", "must be a finite number")
-    for name in ("check_connectivity", "voltage_depend_loads", "neglect_open_switch_branches"):
+    if opts["distributed_slack"] and opts["enforce_q_lims"]:
+        raise refuse(
+            "distributed_slack",
+            "together with enforce_q_lims=True hai has not been shown to match pandapower; use one of them",
+        )
+    flags = ("check_connectivity", "voltage_depend_loads", "neglect_open_switch_branches")
+    for name in (*flags, "distributed_slack"):
         if not isinstance(opts[name], bool):
             raise refuse(name, "use True or False")
     # tdpf_update_r_theta acts only with tdpf, refused above
@@ -193,6 +200,7 @@ def build_options(opts: dict[str, Any]) -> dict[str, Any]:
         "neglect_open_switch_branches": opts["neglect_open_switch_branches"],
         "enforce_q_lims": bool(opts["enforce_q_lims"]),
         "delta_q": opts["delta_q"],
+        "distributed_slack": bool(opts["distributed_slack"]),
     }
 
 
@@ -231,6 +239,11 @@ def compile_options(net: Any, api: str) -> dict[str, Any]:
             f"net.user_pf_options enforce_q_lims=True is not supported by {api} (only by hai.grid.runpp)",
             hint="remove it from net.user_pf_options, or solve the scenarios one by one with runpp",
         )
+    if opts["distributed_slack"]:
+        raise InputError(
+            f"net.user_pf_options distributed_slack=True is not supported by {api} (only by hai.grid.runpp)",
+            hint="remove it from net.user_pf_options, or solve the scenarios one by one with runpp",
+        )
     build = build_options(opts)
-    del build["enforce_q_lims"], build["delta_q"]
+    del build["enforce_q_lims"], build["delta_q"], build["distributed_slack"]
     return {"voltage_depend_loads": opts["voltage_depend_loads"], "pp_options": build}

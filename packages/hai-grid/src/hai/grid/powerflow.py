@@ -210,21 +210,47 @@ def runpp(
     compiled = compile_network(
         net, voltage_depend_loads=opts["voltage_depend_loads"], pp_options=build_options(opts)
     )
-    system = PowerFlowSystem(compiled, device=dev)
+    slack0 = None
+    if opts["distributed_slack"]:
+        from pandapower.pypower.idx_bus import PD, SL_FAC  # type: ignore[import-untyped]
+        from pandapower.pypower.idx_gen import PG  # type: ignore[import-untyped]
+
+        if method not in ("nr", "auto"):
+            raise InputError(f"distributed_slack=True needs method 'nr', got {method!r}")
+        bus, gen = compiled.ppci["bus"], compiled.ppci["gen"]
+        system = PowerFlowSystem(compiled, device=dev, slack_weights=np.real(bus[:, SL_FAC]).astype(float))
+        # pandapower's start for the slack power: generation minus load, per unit
+        start = (gen[:, PG].sum() - bus[:, PD].sum()) / compiled.base_mva
+        slack0 = torch.tensor([start], dtype=torch.float64)
+    else:
+        system = PowerFlowSystem(compiled, device=dev)
     v0 = initial_voltages(compiled, init, previous=previous)
     asked = options.get("max_iteration", (user or {}).get("max_iteration"))
     explicit_iterations = asked not in (None, "auto")
     if opts["enforce_q_lims"]:
         return _runpp_with_q_limits(net, compiled, v0, dev, method, opts)
-    result, used = solve(
-        system,
-        v0,
-        compiled.sbus[None],
-        method="nr" if method == "auto" else method,
-        # pandapower compares the per-unit mismatch with tolerance_mva; hai's solvers take MVA
-        tolerance_mva=tolerance_mva * compiled.base_mva,
-        max_iteration=opts["max_iteration"] if (method in ("nr", "auto") or explicit_iterations) else None,
-    )
+    if slack0 is not None:
+        result = newton_raphson(
+            system,
+            v0.to(dev),
+            compiled.sbus[None].to(dev),
+            tolerance_mva=tolerance_mva * compiled.base_mva,
+            max_iteration=opts["max_iteration"],
+            slack0=slack0,
+        )
+        used = "nr (distributed_slack)"
+    else:
+        result, used = solve(
+            system,
+            v0,
+            compiled.sbus[None],
+            method="nr" if method == "auto" else method,
+            # pandapower compares the per-unit mismatch with tolerance_mva; hai's solvers take MVA
+            tolerance_mva=tolerance_mva * compiled.base_mva,
+            max_iteration=(
+                opts["max_iteration"] if (method in ("nr", "auto") or explicit_iterations) else None
+            ),
+        )
     mismatch = float(result.max_mismatch_mva[0])
     iterations = int(result.iterations[0])
     if not bool(result.converged[0]):

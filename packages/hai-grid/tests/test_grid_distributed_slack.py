@@ -1,0 +1,189 @@
+"""distributed_slack=True in hai.grid.runpp agrees with pandapower.runpp(distributed_slack=True)."""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from typing import Any
+
+import numpy as np
+import pandapower as pp
+import pytest
+
+import hai.grid
+from hai.grid import PowerFlowNotConverged, load_case
+from hai.shared import InputError
+
+#: every result column compared (where the table has rows), to 1e-6 MW/Mvar/% and 1e-8 pu.
+COLUMNS = {
+    "res_bus": ("p_mw", "q_mvar"),
+    "res_gen": ("p_mw", "q_mvar", "va_degree"),
+    "res_ext_grid": ("p_mw", "q_mvar"),
+    "res_line": ("p_from_mw", "q_from_mvar", "p_to_mw", "pl_mw", "loading_percent"),
+    "res_trafo": ("p_hv_mw", "q_hv_mvar", "p_lv_mw", "pl_mw", "loading_percent"),
+    "res_trafo3w": ("p_hv_mw", "p_mv_mw", "p_lv_mw", "loading_percent"),
+    "res_xward": ("p_mw", "q_mvar"),
+    "res_impedance": ("p_from_mw", "q_from_mvar"),
+}
+
+
+def _pandapower(net: Any, **kwargs: Any) -> Any:
+    ref = copy.deepcopy(net)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pp.runpp(ref, numba=False, lightsim2grid=False, **kwargs)
+    return ref
+
+
+def _assert_same(net: Any, ref: Any) -> None:
+    np.testing.assert_allclose(net.res_bus.vm_pu, ref.res_bus.vm_pu, atol=1e-8, rtol=0)
+    va, va_ref = np.deg2rad(net.res_bus.va_degree), np.deg2rad(ref.res_bus.va_degree)
+    np.testing.assert_allclose(va, va_ref, atol=1e-8, rtol=0)
+    for table, columns in COLUMNS.items():
+        for column in columns:
+            if len(ref[table]) and column in ref[table]:
+                np.testing.assert_allclose(
+                    net[table][column], ref[table][column], atol=1e-6, rtol=0, err_msg=f"{table}.{column}"
+                )
+
+
+def _case30() -> Any:
+    net = load_case("case30")
+    net.gen["slack_weight"] = [1.0, 2.0, 0.5, 0.0, 1.0]
+    net.ext_grid["slack_weight"] = 1.0
+    return net
+
+
+def _case118() -> Any:
+    net = load_case("case118")
+    every_third = np.arange(len(net.gen)) % 3 == 0
+    net.gen["slack_weight"] = np.where(every_third, net.gen.max_p_mw.clip(lower=1.0), 0.0)
+    return net
+
+
+def _multivoltage() -> Any:
+    net = load_case("example_multivoltage")  # trafo3w, switches, impedance, xwards
+    net.gen["slack_weight"] = 1.0
+    net.xward["slack_weight"] = [0.5, 2.0]  # xward weights sit at their PQ buses
+    return net
+
+
+def _two_ext_grids() -> Any:
+    net = load_case("case30")  # a second ext_grid in place of the first gen
+    first = net.gen.index[0]
+    pp.create_ext_grid(net, bus=int(net.gen.bus[first]), vm_pu=float(net.gen.vm_pu[first]), slack_weight=3.0)
+    net.gen = net.gen.drop(first)
+    net.gen["slack_weight"] = 1.0
+    return net
+
+
+def _simbench_ehv() -> Any:
+    simbench = pytest.importorskip("simbench")
+    return simbench.get_simbench_net("1-EHV-mixed--0-sw")  # 7 ext_grids and 338 gens, all weight 1
+
+
+NETS = {
+    "case30": _case30,
+    "case118": _case118,
+    "example_multivoltage": _multivoltage,
+    "case30 two ext_grids": _two_ext_grids,
+}
+
+
+@pytest.mark.parametrize("name", list(NETS))
+def test_distributed_slack_matches_pandapower(name: str) -> None:
+    net = NETS[name]()
+    ref = _pandapower(net, distributed_slack=True)
+    single = _pandapower(net)
+    info = hai.grid.runpp(net, distributed_slack=True)
+    assert info.method == "nr (distributed_slack)"
+    assert info.iterations == ref._ppc["iterations"]
+    _assert_same(net, ref)
+    # the option matters: the slack power moved away from the ext_grid
+    moved = np.abs(ref.res_ext_grid.p_mw.to_numpy() - single.res_ext_grid.p_mw.to_numpy()).max()
+    assert moved > 1.0
+
+
+def test_slack_power_is_shared_in_proportion_to_the_weights() -> None:
+    """The invariant behind the formulation: every weighted gen takes weight/Σweights of the slack."""
+    net = _case30()
+    hai.grid.runpp(net, distributed_slack=True)
+    extra = np.r_[net.res_ext_grid.p_mw.to_numpy(), net.res_gen.p_mw.to_numpy() - net.gen.p_mw.to_numpy()]
+    weights = np.r_[net.ext_grid.slack_weight.to_numpy(), net.gen.slack_weight.to_numpy()]
+    total = extra.sum()
+    np.testing.assert_allclose(extra, total * weights / weights.sum(), atol=1e-9)
+    # and the slack covers the losses: generation minus load equals the branch losses
+    generation = net.res_ext_grid.p_mw.sum() + net.res_gen.p_mw.sum()
+    losses = net.res_line.pl_mw.sum() + net.res_trafo.pl_mw.sum()
+    assert generation - net.res_load.p_mw.sum() == pytest.approx(losses, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_distributed_slack_matches_pandapower_on_simbench_ehv() -> None:
+    net = _simbench_ehv()
+    ref = _pandapower(net, distributed_slack=True)
+    hai.grid.runpp(net, distributed_slack=True)
+    _assert_same(net, ref)
+
+
+def test_set_user_pf_options_and_inits() -> None:
+    net = _case118()
+    pp.set_user_pf_options(net, distributed_slack=True)
+    ref = _pandapower(net)  # pandapower reads the stored option
+    hai.grid.runpp(net)
+    _assert_same(net, ref)
+    for init in ("flat", "dc", "results"):
+        net = _case118()
+        hai.grid.runpp(net)  # results of the single-slack flow, the start for init="results"
+        ref = _pandapower(net, distributed_slack=True, init=init)
+        info = hai.grid.runpp(net, distributed_slack=True, init=init)
+        assert info.iterations == ref._ppc["iterations"], init
+        _assert_same(net, ref)
+
+
+def test_default_weights_are_the_single_slack() -> None:
+    """ext_grid slack_weight 1, gen 0 (pandapower's defaults): the ordinary power flow."""
+    net = load_case("case118")
+    hai.grid.runpp(net, distributed_slack=True)
+    single = _pandapower(net)
+    np.testing.assert_allclose(net.res_bus.vm_pu, single.res_bus.vm_pu, atol=1e-8, rtol=0)
+    np.testing.assert_allclose(net.res_ext_grid.p_mw, single.res_ext_grid.p_mw, atol=1e-6, rtol=0)
+
+
+def test_refusals_name_the_option() -> None:
+    with pytest.raises(InputError, match=r"runpp option distributed_slack=True .*enforce_q_lims"):
+        hai.grid.runpp(_case30(), distributed_slack=True, enforce_q_lims=True)
+    with pytest.raises(InputError, match="distributed_slack=True needs method 'nr'"):
+        hai.grid.runpp(_case30(), distributed_slack=True, method="dpf")
+    with pytest.raises(InputError, match="runpp option distributed_slack=1"):
+        hai.grid.runpp(_case30(), distributed_slack=1)
+    net = _case30()
+    net.ext_grid["slack_weight"] = 0.0
+    net.gen["slack_weight"] = 0.0
+    with pytest.raises(InputError, match=r"distributed_slack=True: .*sum to zero"):
+        hai.grid.runpp(net, distributed_slack=True)
+    with pytest.raises(ValueError, match="sum to zero"):
+        _pandapower(net, distributed_slack=True)  # pandapower refuses it too
+
+
+def test_batch_apis_refuse_distributed_slack_by_name() -> None:
+    net = _case30()
+    pp.set_user_pf_options(net, distributed_slack=True)
+    p = net.load.p_mw.to_numpy()[None, :]
+    for call in (
+        lambda n: hai.grid.solve_batch(n, load_p_mw=p),
+        lambda n: hai.grid.run_timeseries(n, p),
+        lambda n: hai.grid.run_contingency(n, lines=[0]),
+    ):
+        with pytest.raises(InputError, match="distributed_slack=True is not supported by"):
+            call(net)
+
+
+def test_non_convergence_is_reported() -> None:
+    net = _case118()
+    net.load["p_mw"] *= 5.0
+    net.load["q_mvar"] *= 5.0
+    with pytest.raises(PowerFlowNotConverged, match="did not converge"):
+        hai.grid.runpp(net, distributed_slack=True)
+    with pytest.raises(pp.LoadflowNotConverged):
+        _pandapower(net, distributed_slack=True)
