@@ -285,7 +285,8 @@ def run_study(
     spec_path = out / "spec.json"
     saved = asdict(spec)
     if spec_path.is_file():
-        before = json.loads(spec_path.read_text())
+        # A setting added after the study was saved reads as its default (older spec.json files).
+        before = {**json.loads(json.dumps(asdict(StudySpec()))), **json.loads(spec_path.read_text())}
         same = {k: v for k, v in before.items() if k not in ("models", "methods", "sparsities")}
         now = {
             k: v
