@@ -85,3 +85,17 @@ def test_bad_settings() -> None:
     model = ReCycle(loss="quantile", validation_fraction=0.0, calibration="none", epochs=1).fit(y)
     assert model.quantile_offsets_ is None
     assert ReCycle(epochs=1).fit(y).quantile_offsets_ is None  # point models have no intervals
+
+
+def test_cli_backtest_reports_the_coverage(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["forecast", "backtest", "--data", "synthetic", "--loss", "quantile", "--epochs", "2"]
+    argv += ["--d-model", "8", "--references", "none"]
+    assert main([*argv, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    coverage = data["interval_coverage"]["q0.1-q0.9"]
+    assert 0.0 < coverage <= 1.0
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert f"interval q0.1-q0.9: covers {coverage:.1%} of the test values (nominal 80%)" in text
+    assert main([*argv, "--calibration", "none", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["interval_coverage"]["q0.1-q0.9"] != coverage
