@@ -80,6 +80,7 @@ def test_the_launcher_passes_every_setting_on_to_its_processes() -> None:
         augment_per="step",
         eval_samples=5,
         seed=7,
+        split_seed=4,
         dtype="float64",
         target_accuracy=0.9,
         max_steps=11,

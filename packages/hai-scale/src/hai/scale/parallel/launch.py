@@ -147,7 +147,15 @@ def add_bnn_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="continue from --checkpoint if it exists (same settings; the losses are those of one run)",
     )
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the initialisation, order and noise (default 0)"
+    )
+    p.add_argument(
+        "--split-seed",
+        type=int,
+        default=0,
+        help="seed of the data set and its train/test split (default 0: the same test rows for every --seed)",
+    )
     p.add_argument(
         "--device", default="cpu", help="cpu, cuda or auto (default cpu); ranks use cuda:LOCAL_RANK"
     )
@@ -233,6 +241,7 @@ def _args_to_argv(config: BNNConfig, timeout_s: float) -> list[str]:
         f"--augment-per={c.augment_per}",
         f"--eval-samples={c.eval_samples}",
         f"--seed={c.seed}",
+        f"--split-seed={c.split_seed}",
         f"--device={c.device}",
         f"--dtype={c.dtype}",
         f"--timeout={timeout_s!r}",

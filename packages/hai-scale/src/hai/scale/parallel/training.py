@@ -93,6 +93,7 @@ class BNNConfig:
     augment_per: str = "sample"
     eval_samples: int = 16
     seed: int = 0
+    split_seed: int = 0  # the named data set's generation and train/test split, apart from ``seed``
     device: str = "cpu"
     dtype: str = "float32"
     target_accuracy: float | None = None
@@ -362,6 +363,7 @@ class BNNResult:
     noise_std: float | None = None  # regression: the likelihood's noise std used
     std_in_data: float | None = None  # regression: mean predictive std inside the data's range
     std_in_gap: float | None = None  # regression: ... inside the data's gap (if it has one)
+    model: torch.nn.Module | None = field(default=None, repr=False)  # the trained Bayesian network
 
     @property
     def loss(self) -> float:
@@ -646,6 +648,11 @@ def train_bnn(config: BNNConfig, data: ClassificationData | RegressionData | Non
     >>> result.task, result.steps, sorted(k for k in result.to_dict() if k.startswith("std_in"))
     ('regression', 2, ['std_in_data', 'std_in_gap'])
 
+    The result holds the trained network (``result.model``, the Bayesian ``nn.Module``) with its
+    metrics. A named data set (``config.data``) is generated and split with ``config.split_seed``,
+    apart from ``config.seed`` (initialisation, batch order, weight noise), so that a sweep over
+    seeds scores every run on the same test rows.
+
     Training runs on ``config.threads`` torch CPU threads (default 1: the fastest for networks
     this small, and unaffected by other busy processes), the previous setting restored after.
     """
@@ -660,7 +667,7 @@ def _train_bnn(config: BNNConfig, data: ClassificationData | RegressionData | No
     device = _device(config.device, world_size)
     dtype = DTYPES[config.dtype]
     if data is None:
-        data = load_dataset(config.data, seed=config.seed, dtype=dtype)
+        data = load_dataset(config.data, seed=config.split_seed, dtype=dtype)
     check_data(data)
     regression = isinstance(data, RegressionData)
     config.check_task("regression" if regression else "classification")
@@ -849,6 +856,7 @@ def _train_bnn(config: BNNConfig, data: ClassificationData | RegressionData | No
         per_rank=per_rank,
         reliability=None if regression else reliability(probs.double(), y_test, n_bins=10),
         workload=engine.workload.to_dict(),
+        model=model,
     )
     if isinstance(data, RegressionData):
         assert predictive is not None
@@ -883,6 +891,7 @@ def config_from_args(args: Any) -> BNNConfig:
         augment_per=args.augment_per,
         eval_samples=args.eval_samples,
         seed=args.seed,
+        split_seed=getattr(args, "split_seed", 0),
         device=args.device,
         dtype=args.dtype,
         target_accuracy=args.target_accuracy,
