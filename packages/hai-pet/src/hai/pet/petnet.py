@@ -158,13 +158,19 @@ class LocalPETNetModule(nn.Module):
         other = x.sum(-1, keepdim=True) - x - fan
         return torch.stack([x, fan, other], dim=-1)
 
-    def run_rows(self, f: torch.Tensor, *, fast: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    def run_rows(
+        self, f: torch.Tensor, *, fast: bool = False, parallel: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Run the shared network on [rows, T, 3] features; spikes and potentials [rows, T].
 
         ``fast=True`` (inference, no gradients) integrates with in-place tensor operations
         instead of calling ``snn.Leaky`` per step: the same arithmetic (subtractive reset of the
         previous step's spike, threshold 1), so the same spikes, at a fraction of the overhead.
+        ``parallel=True`` (inference) integrates each layer over the whole time window at once
+        (:func:`lif_time_parallel`): one matrix product, then one vectorised pass per spike.
         """
+        if parallel:
+            return self._run_rows_parallel(f)
         cur = f
         mem = cur
         lifs: list[Any] = list(self.lifs)
@@ -177,10 +183,37 @@ class LocalPETNetModule(nn.Module):
             spikes, mems = [], []
             for t in range(current.shape[1]):
                 s, m = lif(current[:, t], m)
-                spikes.append(s)
+                spikes.append(s.to(current.dtype))  # snnTorch's spikes are float32
                 mems.append(m)
             cur, mem = torch.stack(spikes, dim=1), torch.stack(mems, dim=1)
         return cur[..., 0], mem[..., 0]
+
+    @torch.no_grad()
+    def _run_rows_parallel(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`run_rows` with every layer integrated over the whole window at once
+        (:func:`lif_time_parallel`), in a [neurons, rows × T] layout so that each layer is two
+        large matrix products and nothing loops over steps: the leaky sum of a linear layer's
+        current is the layer applied to the leaky sum of its input, ``K(Wx + b) = W(Kx) + b·K1``."""
+        rows, n_steps, n_in = f.shape
+        fcs: list[nn.Linear] = list(self.fcs)  # type: ignore[arg-type]
+        lifs: list[Any] = list(self.lifs)
+        spikes: tuple[torch.Tensor, torch.Tensor] | None = None
+        mem = f
+        for fc, lif in zip(fcs, lifs, strict=True):
+            beta = lif.beta.clamp(0, 1).to(f.dtype)
+            kernel, reset = _decay_kernels(n_steps, beta, f.dtype, f.device)
+            if spikes is None:  # the leaky sum of the input features, [features · rows, T]
+                leaky = f.permute(2, 0, 1).reshape(n_in * rows, n_steps) @ kernel
+            else:  # of the previous layer's (sparse) spikes
+                leaky = torch.zeros_like(mem).index_add_(0, spikes[0], kernel[spikes[1]])
+            n_feat = leaky.shape[0] // rows
+            # [W | b] @ [Kx ; K1]: the bias's leaky sum rides along as one more feature
+            weight = torch.cat([fc.weight.to(f.dtype), fc.bias.to(f.dtype)[:, None]], dim=1)
+            ones = kernel.sum(0).expand(rows, n_steps).reshape(1, rows * n_steps)
+            mem = (weight @ torch.cat([leaky.reshape(n_feat, rows * n_steps), ones])).reshape(-1, n_steps)
+            spikes = _first_crossings(mem, lif.threshold.to(f.dtype), reset)
+        assert spikes is not None
+        return _dense_spikes(*spikes, mem), mem
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Output spikes and membrane potentials, both [batch, T, C]; a crystal without an
@@ -210,6 +243,79 @@ def _lif_scan(lif: Any, current: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
         mems[t] = mem
     spikes = ((mems - threshold) > 0).to(mems.dtype)
     return spikes.transpose(0, 1), mems.transpose(0, 1)
+
+
+def _decay_kernels(
+    n_steps: int, beta: torch.Tensor, dtype: torch.dtype, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``kernel[s, t] = beta^(t−s)`` for s ≤ t (the leaky sum) and ``reset[u, t] = beta^(t−u−1)``
+    for t > u (what a reset after a spike at u subtracts, per unit threshold), else 0."""
+    t = torch.arange(n_steps, device=device)
+    lag = (t[None, :] - t[:, None]).to(dtype)  # t − s
+    b = beta.to(dtype=dtype, device=device)
+    zero = torch.zeros((), dtype=dtype, device=device)
+    kernel = torch.where(lag >= 0, b ** lag.clamp(min=0), zero)
+    reset = torch.where(lag > 0, b ** (lag - 1).clamp(min=0), zero)
+    return kernel, reset
+
+
+def _first_crossings(
+    mem: torch.Tensor, thr: torch.Tensor, reset: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Spikes, as (neuron, step) index pairs, of neurons with reset-free potentials ``mem``
+    [M, T] (changed in place to the potentials with resets): each pass confirms every
+    still-crossing neuron's next spike and subtracts its reset from the later steps."""
+    n_steps = mem.shape[1]
+    t = torch.arange(n_steps, device=mem.device)
+    todo = torch.nonzero(mem.amax(1) > thr, as_tuple=True)[0]  # one pass over all neurons
+    crossing = mem[todo] > thr
+    neurons, steps = [], []
+    while len(todo):
+        first = crossing.to(torch.uint8).argmax(1)
+        neurons.append(todo)
+        steps.append(first)
+        m = mem[todo] - thr * reset[first]
+        mem[todo] = m
+        crossing = (m > thr) & (t[None, :] > first[:, None])
+        fires = crossing.any(1)
+        todo, crossing = todo[fires], crossing[fires]
+    if not neurons:
+        empty = torch.zeros(0, dtype=torch.long, device=mem.device)
+        return empty, empty
+    return torch.cat(neurons), torch.cat(steps)
+
+
+def _dense_spikes(neurons: torch.Tensor, steps: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    spikes = torch.zeros_like(like)
+    spikes[neurons, steps] = 1
+    return spikes
+
+
+@torch.no_grad()
+def lif_time_parallel(
+    current: torch.Tensor, beta: torch.Tensor | float, threshold: torch.Tensor | float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``snn.Leaky`` (subtractive reset, delayed by one step) over [rows, T, n] input currents,
+    integrated over the whole time window at once: spikes and potentials [rows, T, n].
+
+    The recurrence is ``mem[t] = beta·mem[t-1] + I[t] − thr·spike[t-1]``, ``spike[t] =
+    mem[t] > thr``. Without resets the potentials are one matrix product with the decay kernel
+    ``beta^(t−s)`` (s ≤ t). A reset only subtracts ``thr·beta^(t−u−1)`` from the steps after
+    its spike at u, so the spikes are found in time order, all neurons together: every pass takes
+    each neuron's first threshold crossing after its last confirmed spike, confirms it and
+    subtracts its reset from the later steps. There are as many passes as the most spikes any
+    neuron fires (not T), and only the neurons still crossing take part. The same spikes as the
+    step-by-step network up to rounding: a potential within float rounding of the threshold may
+    fall the other way (compare in float64 for bit equality).
+    """
+    rows, n_steps, n = current.shape
+    beta_t = torch.as_tensor(beta, dtype=current.dtype, device=current.device)
+    thr = torch.as_tensor(threshold, dtype=current.dtype, device=current.device)
+    kernel, reset = _decay_kernels(n_steps, beta_t, current.dtype, current.device)
+    mem = (current.transpose(1, 2).reshape(rows * n, n_steps) @ kernel).contiguous()
+    spikes = _dense_spikes(*_first_crossings(mem, thr, reset), mem)
+    shape = (rows, n, n_steps)
+    return spikes.reshape(shape).transpose(1, 2), mem.reshape(shape).transpose(1, 2)
 
 
 def _active_rows(
@@ -571,7 +677,12 @@ class PETNet:
         return np.concatenate(out) if out else np.zeros((0, *xt.shape[1:]), dtype=np.uint8)
 
     def predict_spikes(
-        self, encoding: SpikeEncoding, samples: np.ndarray | None = None, *, max_rows: int = 20_000
+        self,
+        encoding: SpikeEncoding,
+        samples: np.ndarray | None = None,
+        *,
+        max_rows: int = 20_000,
+        method: str = "parallel",
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Output spikes for the samples of a sparse ``encoding`` as coordinates
         (sample, step, channel), ready for :func:`hai.pet.spikes_to_pairs`.
@@ -579,9 +690,15 @@ class PETNet:
         The local network runs only on the (sample, crystal) rows that hold an input spike, from
         features built sparsely (no dense [samples, T, C] tensor): an output spike elsewhere could
         not select a single anyway, so the selected singles equal those of :meth:`predict`. The
-        fully connected network densifies ``batch_size`` samples at a time.
+        fully connected network densifies ``batch_size`` samples at a time. ``method`` picks how
+        the local network integrates: ``"parallel"`` over the whole time window at once
+        (:func:`lif_time_parallel`), ``"scan"`` step by step (:func:`_lif_scan`); both give the
+        spikes of the snnTorch network (up to float rounding at the threshold).
         """
         module = self._fitted()
+        if method not in ("parallel", "scan"):
+            raise InputError(f"method must be 'parallel' or 'scan', got {method!r}")
+        max_rows = positive_int("max_rows", max_rows)
         if encoding.n_channels != self.n_channels:
             raise InputError(
                 f"the encoding has {encoding.n_channels} channels, this PETNet {self.n_channels}"
@@ -593,7 +710,9 @@ class PETNet:
                 geometry = module.geometry.to("cpu").numpy() > 0.5  # type: ignore[operator]
                 for block in _sample_blocks(encoding, chosen, max_rows):
                     r_sample, r_channel, feats = local_features(encoding, block, geometry)
-                    spk, _ = module.run_rows(torch.from_numpy(feats).to(self.device_), fast=True)
+                    spk, _ = module.run_rows(
+                        torch.from_numpy(feats).to(self.device_), fast=True, parallel=method == "parallel"
+                    )
                     r, t = np.nonzero(spk.to("cpu").numpy() > 0.5)
                     out.append((r_sample[r], t, r_channel[r]))
             else:
