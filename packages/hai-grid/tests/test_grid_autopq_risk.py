@@ -109,3 +109,52 @@ def test_plot_risk(case) -> None:
     from hai.grid.autopq.risk import plot_risk
 
     assert len(plot_risk(case[3], k=3).axes) >= 2
+
+
+def test_risk_cli_prints_the_result(case, monkeypatch, capsys, tmp_path) -> None:
+    import argparse
+    import json
+
+    from hai.grid.autopq import risk as risk_module
+    from hai.grid.cli import register
+
+    net, _, _, result = case
+
+    def fake(code, day, **kwargs):
+        assert code == "1-MV-rural--0-sw"
+        assert kwargs["n_scenarios"] == 12
+        return risk_module.NetRisk(net=net, risk=result, quantiles={}, forecasters={}, day=pd.Timestamp(day))
+
+    monkeypatch.setattr(risk_module, "simbench_risk", fake)
+    parser = argparse.ArgumentParser(prog="hai grid")
+    register(parser)
+    png = tmp_path / "risk.png"
+    args = parser.parse_args(
+        ["risk", "--net", "1-MV-rural--0-sw", "--scenarios", "12", "--top", "2", "--json", "--plot", str(png)]
+    )
+    assert args.handler(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    top = result.riskiest_lines(2)
+    assert out["riskiest_lines"] == {str(k): v for k, v in top.items()}
+    assert out["scenarios"] == 12
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+def test_simbench_risk_end_to_end() -> None:
+    pytest.importorskip("simbench")
+    pytest.importorskip("FrEIA")
+    from hai.grid.autopq.risk import simbench_risk
+
+    out = simbench_risk(
+        "1-MV-rural--0-sw", "2016-03-10", n_scenarios=10, weeks=2, epochs=1, n_trials=1, forecaster="profile",
+        blocks=2, sample_size=20,
+    )  # fmt: skip
+    assert out.risk.line_overload.shape == (24, len(out.net.line))
+    assert len(out.quantiles) == 22  # 10 load and 12 sgen profiles
+    assert (out.risk.line_overload.to_numpy() >= 0).all()
+    corr = out.risk.correlation.to_numpy()
+    np.testing.assert_allclose(np.diag(corr), 1.0)
+    assert np.linalg.eigvalsh(corr).min() > -1e-9
+    for q in out.quantiles.values():
+        assert (np.diff(q.to_numpy(), axis=1) >= 0).all()
