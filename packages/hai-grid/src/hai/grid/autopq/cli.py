@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from hai.shared import InputError, OutputError, atomic_write
-from hai.shared.checks import arg_positive_int
+from hai.shared.checks import arg_nonnegative_int, arg_positive_int
 from hai.shared.cli import print_json
 
 LIMITS = {"none": (None, None), "nonnegative": (0.0, None)}
@@ -217,7 +217,7 @@ def _fit_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--workers", type=arg_positive_int(maximum=256), default=1, help="processes sharing the study"
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=arg_nonnegative_int(), default=0)
     p.add_argument("--out", metavar="MODEL", help="save the fitted model (.safetensors)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
@@ -324,7 +324,7 @@ def register_risk(sub: Any) -> None:
     p.add_argument("--epochs", type=arg_positive_int(maximum=100_000), default=10)
     p.add_argument("--trials", type=arg_positive_int(maximum=100_000), default=10)
     p.add_argument("--top", type=arg_positive_int(maximum=1000), default=10, help="lines listed and plotted")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=arg_nonnegative_int(), default=0)
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N (the batched power flow)")
     p.add_argument("--plot", metavar="PNG", help="save the risk map of the riskiest lines")
     p.add_argument("--json", action="store_true", help="print JSON")
