@@ -188,8 +188,23 @@ def _cmd_bnn_train(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     under_torchrun = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    if args.nproc > 1 and not under_torchrun:
-        result = launch(config, args.nproc, timeout_s=args.timeout)
+    cluster = args.nnodes > 1 or args.rdzv_endpoint is not None
+    if (args.nproc > 1 or cluster) and not under_torchrun:
+        result = launch(
+            config,
+            args.nproc,
+            timeout_s=args.timeout,
+            nnodes=args.nnodes,
+            rdzv_endpoint=args.rdzv_endpoint,
+            rdzv_id=args.rdzv_id,
+        )
+        if not result.get("rank0_here", True):
+            print(
+                f"this node's {args.nproc} process(es) finished; rank 0 of the {result['world_size']} "
+                "reports the metrics on its node",
+                file=sys.stderr,
+            )
+            return 0
     else:
         config.validate(int(os.environ.get("WORLD_SIZE", "1")))
         started = init_distributed(config.device, args.timeout)
@@ -324,7 +339,27 @@ def register(parser: argparse.ArgumentParser) -> None:
         "process runs one rank.",
     )
     bnn.add_argument(
-        "--nproc", type=arg_positive_int(maximum=1024), default=1, help="processes to start (default 1)"
+        "--nproc",
+        type=arg_positive_int(maximum=1024),
+        default=1,
+        help="processes to start on this node (default 1)",
+    )
+    bnn.add_argument(
+        "--nnodes",
+        type=arg_positive_int(),
+        default=1,
+        help="nodes of a cluster job (default 1; needs --rdzv-endpoint)",
+    )
+    bnn.add_argument(
+        "--rdzv-endpoint",
+        default=None,
+        metavar="HOST:PORT",
+        help="cluster: torchrun's c10d rendezvous on one of the nodes (the same on every node)",
+    )
+    bnn.add_argument(
+        "--rdzv-id",
+        default=None,
+        help="cluster: the job's id, the same on every node (default $SLURM_JOB_ID)",
     )
     add_bnn_arguments(bnn)
     bnn.add_argument("--json", action="store_true", help="print the final metrics as one JSON object")

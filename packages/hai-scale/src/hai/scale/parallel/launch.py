@@ -34,7 +34,7 @@ from hai.scale.data import DATASETS
 from hai.scale.parallel._torchrun import die_with_parent, exit_status
 from hai.scale.parallel.training import LOSSES, BNNConfig, config_from_args, train_bnn
 from hai.scale.parallel.workload import MODES
-from hai.shared import HaiError, resolve_device, write_json
+from hai.shared import HaiError, InputError, resolve_device, write_json
 from hai.shared.checks import (
     arg_finite_float,
     arg_nonnegative_float,
@@ -441,8 +441,26 @@ def _looks_frozen(logs: str) -> bool:
     return any(word in low for word in _TIMEOUT_WORDS)
 
 
+def _endpoint(text: str) -> str:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InputError(
+            f"the rendezvous endpoint must be HOST:PORT, got {text!r}",
+            hint="e.g. --rdzv-endpoint node01:29500",
+        )
+    return text
+
+
 def launch(
-    config: BNNConfig, nproc: int, *, timeout_s: float = 120.0, quiet: bool = True, retries: int = 1
+    config: BNNConfig,
+    nproc: int,
+    *,
+    timeout_s: float = 120.0,
+    quiet: bool = True,
+    retries: int = 1,
+    nnodes: int = 1,
+    rdzv_endpoint: str | None = None,
+    rdzv_id: str | None = None,
 ) -> dict[str, Any]:
     """Run :func:`train_bnn` on ``nproc`` local processes through torchrun; return rank 0's metrics.
 
@@ -456,10 +474,35 @@ def launch(
     ``timeout_s`` for it) is not retried, since a retry would likely cost another timeout. The
     final :class:`JobFailed` carries the failed rank's exit status and the last lines each rank
     wrote.
+
+    On a cluster, run the same call on each of ``nnodes`` machines with the same
+    ``rdzv_endpoint`` (``HOST:PORT`` of one of them) and ``rdzv_id`` (default ``$SLURM_JOB_ID``,
+    else ``hai-bnn``): torchrun's c10d rendezvous then joins the ``nnodes × nproc`` ranks over
+    the network (not loopback), and a crash is not retried (one node cannot restart alone).
+    The machine that holds rank 0 returns its metrics; the others return
+    ``{"rank0_here": False, "world_size": ...}``.
     """
     nproc = positive_int("nproc", nproc, maximum=1024)
+    nnodes = positive_int("nnodes", nnodes, maximum=100_000)
     timeout_s = positive_float("timeout", timeout_s)
-    config.validate(nproc)
+    cluster = nnodes > 1 or rdzv_endpoint is not None
+    if nnodes > 1 and rdzv_endpoint is None:
+        raise InputError(
+            f"{nnodes} nodes need a rendezvous endpoint",
+            hint="add --rdzv-endpoint HOST:PORT (one of the nodes)",
+        )
+    if cluster:
+        assert rdzv_endpoint is not None
+        rendezvous = [
+            f"--nnodes={nnodes}",
+            "--rdzv-backend=c10d",
+            f"--rdzv-endpoint={_endpoint(rdzv_endpoint)}",
+            f"--rdzv-id={rdzv_id or os.environ.get('SLURM_JOB_ID') or 'hai-bnn'}",
+        ]
+        retries = 0
+    else:
+        rendezvous = ["--standalone", "--local-addr=127.0.0.1"]
+    config.validate(nproc * nnodes, local_size=nproc)
     with tempfile.TemporaryDirectory(prefix="hai-bnn-") as tmp_name:
         tmp = Path(tmp_name)
         result_file = tmp / "result.json"
@@ -468,8 +511,7 @@ def launch(
             sys.executable,
             "-m",
             "hai.scale.parallel._torchrun",
-            "--standalone",
-            "--local-addr=127.0.0.1",
+            *rendezvous,
             f"--nproc-per-node={nproc}",
             "-m",
             "hai.scale.parallel",
@@ -478,7 +520,7 @@ def launch(
         ]
         env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
         loopback = _loopback_interface()
-        if loopback is not None and config.device == "cpu":
+        if loopback is not None and config.device == "cpu" and not cluster:
             env.setdefault("GLOO_SOCKET_IFNAME", loopback)
         if quiet:
             env["HAI_QUIET"] = "1"
@@ -492,6 +534,8 @@ def launch(
             if returncode == 0 and result_file.exists():
                 result: dict[str, Any] = json.loads(result_file.read_text())
                 return result
+            if returncode == 0 and cluster:  # rank 0 ran on another node
+                return {"rank0_here": False, "world_size": nproc * nnodes}
             if _looks_frozen(logs):
                 raise JobFailed(
                     f"a training process stopped answering: the others waited the --timeout of "

@@ -105,7 +105,7 @@ class BNNConfig:
     checkpoint_minutes: float | None = None  # ... and every M minutes (rank 0's clock)
     resume: bool = False  # continue from ``checkpoint`` if that file exists
 
-    def validate(self, world_size: int) -> None:
+    def validate(self, world_size: int, local_size: int | None = None) -> None:
         """Raise :class:`InputError` for settings no rank can run (checked before any collective).
 
         Numbers must be finite and in range, the MLP needs at least one hidden layer, a training
@@ -158,7 +158,7 @@ class BNNConfig:
             self.check_task("regression")
         if self.data in DATA_SHAPES:
             n_features, n_outputs, image_shape = DATA_SHAPES[self.data]
-            self.check_memory(n_features, n_outputs, image_shape, world_size)
+            self.check_memory(n_features, n_outputs, image_shape, world_size, local_size)
         if self.checkpoint_every is not None:
             positive_int("checkpoint_every", self.checkpoint_every)
         if self.checkpoint_minutes is not None:
@@ -178,13 +178,19 @@ class BNNConfig:
             check_output_file(self.checkpoint, "checkpoint")
 
     def check_memory(
-        self, n_features: int, n_outputs: int, image_shape: tuple[int, int] | None, world_size: int
+        self,
+        n_features: int,
+        n_outputs: int,
+        image_shape: tuple[int, int] | None,
+        world_size: int,
+        local_size: int | None = None,
     ) -> None:
         """Raise :class:`InputError` if the ranks on this machine would need more memory than it has.
 
-        The ranks on this machine are ``LOCAL_WORLD_SIZE`` (torchrun sets it) or ``world_size``.
+        The ranks on this machine are ``local_size``, else ``LOCAL_WORLD_SIZE`` (torchrun sets
+        it), else ``world_size``.
         """
-        local = int(os.environ.get("LOCAL_WORLD_SIZE", world_size))
+        local = local_size or int(os.environ.get("LOCAL_WORLD_SIZE", world_size))
         per_rank = step_memory_bytes(self, n_features, n_outputs, image_shape, world_size)
         params, _ = network_size(self, n_features, n_outputs, image_shape)
         check_memory(
