@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from hai.photonics.dataset import generate_dataset, load_dataset
-from hai.photonics.inverse.checkpoints import load_model, save_model
+from hai.photonics.inverse.checkpoints import load_model, save_model, shipped_model_path
 from hai.photonics.inverse.cli import add_commands
 from hai.photonics.inverse.model import ModelConfig, OptoLlama
 from hai.photonics.inverse.training import TrainConfig, train
@@ -276,3 +276,30 @@ def test_designers_refuse_bad_targets_in_python(target: object, match: str, trai
     for designer in (OptoLlamaDesigner(trained["optollama"]), OptoGPTDesigner(trained["optogpt"])):
         with pytest.raises(InputError, match=re.escape(match)):
             designer.design(target, k=2)
+
+
+@pytest.mark.parametrize("kind", ["optollama", "optogpt"])
+def test_shipped_model_loads_with_its_recipe(kind: str) -> None:
+    path = shipped_model_path(kind)
+    assert path.stat().st_size < 5e6
+    loaded = load_model(path, kind=kind, vocab=Vocabulary())  # the default vocabulary's tokens
+    recipe = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+    assert recipe["file"] == path.name
+    assert recipe["bytes"] == path.stat().st_size
+    assert recipe["parameters"] == sum(p.numel() for p in loaded.model.parameters())
+    assert recipe["model_config"] == loaded.model.config.to_dict()
+    assert recipe["data"]["n_stacks"] == loaded.training["data_n"]
+    assert recipe["best_step"] == loaded.training["step"]
+    assert loaded.simulation == OPTOLLAMA
+
+
+def test_design_uses_the_shipped_model_by_default(capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert main(["photonics", "design", "--preset", "bragg", "-k", "2", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["designer"] == "optollama"
+    from hai.photonics.inverse.targets import preset_target
+
+    target, _ = preset_target("bragg", OPTOLLAMA)
+    resim = simulate(result["design"], OPTOLLAMA).stacked()[0].clamp(0, 1)
+    assert result["mae"][0] == pytest.approx(float((resim - target.double()).abs().mean()), abs=1e-5)

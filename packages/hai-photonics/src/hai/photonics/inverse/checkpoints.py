@@ -43,7 +43,7 @@ SHIPPED_OPTOGPT = "optogpt-small.safetensors"
 
 
 def shipped_model_path(kind: str = "optollama") -> Path:
-    """The small trained model shipped inside the package (see ``examples/train_optollama.py``)."""
+    """The small trained model shipped in the package (by ``benchmarks/train_shipped_model.py``)."""
     return Path(__file__).with_name(SHIPPED if kind == "optollama" else SHIPPED_OPTOGPT)
 
 
