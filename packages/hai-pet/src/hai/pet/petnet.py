@@ -202,15 +202,18 @@ class LocalPETNetModule(nn.Module):
         for fc, lif in zip(fcs, lifs, strict=True):
             beta = lif.beta.clamp(0, 1).to(f.dtype)
             kernel, reset = _decay_kernels(n_steps, beta, f.dtype, f.device)
-            if spikes is None:  # the leaky sum of the input features, [features · rows, T]
-                leaky = f.permute(2, 0, 1).reshape(n_in * rows, n_steps) @ kernel
-            else:  # of the previous layer's (sparse) spikes
-                leaky = torch.zeros_like(mem).index_add_(0, spikes[0], kernel[spikes[1]])
-            n_feat = leaky.shape[0] // rows
-            # [W | b] @ [Kx ; K1]: the bias's leaky sum rides along as one more feature
+            # the leaky sum of the layer's inputs plus a constant-1 input for the bias,
+            # [(features + 1) · rows, T], so that [W | b] @ it is the reset-free potential
+            if spikes is None:  # the input features
+                inputs = torch.ones((n_in + 1, rows, n_steps), dtype=f.dtype, device=f.device)
+                inputs[:n_in] = f.permute(2, 0, 1)
+                leaky = inputs.reshape(-1, n_steps) @ kernel
+            else:  # the previous layer's (sparse) spikes
+                leaky = torch.zeros((len(mem) + rows, n_steps), dtype=f.dtype, device=f.device)
+                leaky.index_add_(0, spikes[0], kernel[spikes[1]])
+                leaky[len(mem) :] = kernel.sum(0)
             weight = torch.cat([fc.weight.to(f.dtype), fc.bias.to(f.dtype)[:, None]], dim=1)
-            ones = kernel.sum(0).expand(rows, n_steps).reshape(1, rows * n_steps)
-            mem = (weight @ torch.cat([leaky.reshape(n_feat, rows * n_steps), ones])).reshape(-1, n_steps)
+            mem = (weight @ leaky.reshape(-1, rows * n_steps)).reshape(-1, n_steps)
             spikes = _first_crossings(mem, lif.threshold.to(f.dtype), reset)
         assert spikes is not None
         return _dense_spikes(*spikes, mem), mem
