@@ -261,3 +261,23 @@ def test_every_command_gives_one_line_and_status_2(
     assert not out.exists()
     assert not (tmp_path / "m.st").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_rntuple_pages_that_declare_more_elements_than_entries_are_refused(
+    sim_files: dict[str, Path],
+) -> None:
+    """An RNTuple page declares its element count (the reader allocates that many); the page
+    list carries a checksum, so the crafted count is set on the parsed page list, as a file
+    with a recomputed checksum would give it."""
+    from hai.pet.gate_io import _check_declared_sizes
+
+    with uproot.open(sim_files["rntuple"]) as fh:
+        handle = fh["Singles"]
+        _check_declared_sizes(handle, ["time", "energy", "comptVolName"], sim_files["rntuple"])  # honest
+        field = next(i for i, f in enumerate(handle.field_records) if f.field_name == "energy")
+        column = next(c.idx for c in handle.column_records if c.field_id == field)
+        page = handle.page_link_list[0][column].pages[0]
+        page.num_elements = 1 << 40
+        with pytest.raises(InputError, match="declares pages of field 'energy'"):
+            _check_declared_sizes(handle, ["time", "energy"], sim_files["rntuple"])
+        _check_declared_sizes(handle, ["time"], sim_files["rntuple"])  # a field not read is not checked
