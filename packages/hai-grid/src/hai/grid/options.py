@@ -82,8 +82,8 @@ OPTIONS: dict[str, str] = {
     "enforce_q_lims": "honoured (True): pandapower's PV→PQ switching loop around hai's Newton",
     "enforce_p_lims": "refused when True",
     "distributed_slack": "honoured (True): pandapower's slack weights (slack_weight of ext_grid, gen, "
-    "xward) and its Newton formulation with the slack power as one more unknown; with "
-    "enforce_q_lims refused",
+    "xward) and its Newton formulation with the slack power as one more unknown; also together "
+    "with enforce_q_lims",
     "consider_line_temperature": "refused when True",
     "run_control": "refused when True (hai runs no controllers)",
     "tdpf": "refused when True",
@@ -156,11 +156,6 @@ def resolve_options(given: dict[str, Any], user_pf_options: dict[str, Any] | Non
     delta_q = opts["delta_q"]
     if isinstance(delta_q, bool) or not isinstance(delta_q, int | float) or not math.isfinite(delta_q):
         raise refuse("delta_q", "must be a finite number")
-    if opts["distributed_slack"] and opts["enforce_q_lims"]:
-        raise refuse(
-            "distributed_slack",
-            "together with enforce_q_lims=True hai has not been shown to match pandapower; use one of them",
-        )
     flags = ("check_connectivity", "voltage_depend_loads", "neglect_open_switch_branches")
     for name in (*flags, "distributed_slack"):
         if not isinstance(opts[name], bool):

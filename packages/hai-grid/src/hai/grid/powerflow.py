@@ -157,6 +157,7 @@ def _runpp_with_q_limits(
         device=dev,
         tolerance_mva=tolerance * compiled.base_mva,
         max_iteration=opts["max_iteration"],
+        distributed_slack=bool(opts["distributed_slack"]),
     )
     if not converged:
         net["converged"] = False

@@ -35,6 +35,7 @@ def _inner_solve(
     device: torch.device,
     tolerance_mva: float,
     max_iteration: int,
+    distributed_slack: bool = False,
 ) -> tuple[bool, int, float]:
     """One Newton-Raphson on the current ppci (bus types, loads, gen status) by hai's solver."""
     from pandapower.pf.ppci_variables import _get_pf_variables_from_ppci  # type: ignore[import-untyped]
@@ -54,7 +55,19 @@ def _inner_solve(
     current.ref = torch.from_numpy(np.asarray(ref, dtype=np.int64))
     current.pv = torch.from_numpy(np.asarray(pv, dtype=np.int64))
     current.pq = torch.from_numpy(np.asarray(pq, dtype=np.int64))
-    system = PowerFlowSystem(current, device=device)
+    slack0 = None
+    if distributed_slack:
+        from pandapower.pypower.idx_bus import PD, SL_FAC  # type: ignore[import-untyped]
+        from pandapower.pypower.idx_gen import PG  # type: ignore[import-untyped]
+
+        # the weights and pandapower's start for the slack power, from the current case (the
+        # limited generators' P moved into the bus loads), as newtonpf reads them
+        weights = np.real(ppci["bus"][:, SL_FAC]).astype(float)
+        system = PowerFlowSystem(current, device=device, slack_weights=weights)
+        start_slack = (ppci["gen"][:, PG].sum() - ppci["bus"][:, PD].sum()) / base_mva
+        slack0 = torch.tensor([start_slack], dtype=torch.float64)
+    else:
+        system = PowerFlowSystem(current, device=device)
     start = np.asarray(v0, dtype=np.complex128) if v_start is None else v_start
     result = newton_raphson(
         system,
@@ -62,6 +75,7 @@ def _inner_solve(
         current.sbus[None],
         tolerance_mva=tolerance_mva,
         max_iteration=max_iteration,
+        slack0=slack0,
     )
     v = result.v[0].cpu().numpy()
     ppci["internal"].update(
@@ -100,6 +114,7 @@ def solve_with_q_limits(
     device: torch.device,
     tolerance_mva: float,
     max_iteration: int,
+    distributed_slack: bool = False,
 ) -> tuple[bool, int, float, int]:
     """Run pandapower's Q-limit loop with hai's Newton; fill ``net.res_*`` when it converged.
 
@@ -113,8 +128,8 @@ def solve_with_q_limits(
     from pandapower.pf.run_newton_raphson_pf import ppci_to_pfsoln  # type: ignore[import-untyped]
     from pandapower.powerflow import _ppci_to_net  # type: ignore[import-untyped]
     from pandapower.pypower.bustypes import bustypes  # type: ignore[import-untyped]
-    from pandapower.pypower.idx_bus import BUS_TYPE, PD, PQ, PV, QD  # type: ignore[import-untyped]
-    from pandapower.pypower.idx_gen import GEN_BUS, GEN_STATUS, PG, QG, QMAX, QMIN  # type: ignore[import-untyped]
+    from pandapower.pypower.idx_bus import BUS_TYPE, PD, PQ, PV, QD
+    from pandapower.pypower.idx_gen import GEN_BUS, GEN_STATUS, PG, QG, QMAX, QMIN
 
     start_time = time.perf_counter()
     net = compiled.net
@@ -132,7 +147,13 @@ def solve_with_q_limits(
     first: np.ndarray | None = v_start
     while True:
         success, iterations, mismatch = _inner_solve(
-            compiled, ppci, first, device=device, tolerance_mva=tolerance_mva, max_iteration=max_iteration
+            compiled,
+            ppci,
+            first,
+            device=device,
+            tolerance_mva=tolerance_mva,
+            max_iteration=max_iteration,
+            distributed_slack=distributed_slack,
         )
         first = None  # later passes start from the last voltages, as pandapower's do
         total_iterations += iterations
