@@ -182,3 +182,21 @@ def test_a_crash_keeps_its_exit_status(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(HaiError, match="exit status 139") as info:
         launch(BNNConfig(data="synthetic", mode="sample", samples=2), 2)
     assert info.value.exit_code == 139
+
+
+def test_a_signal_between_attempts_stops_the_job(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM after a crash, before the retry starts: no retry, JobInterrupted with status 143."""
+    attempts: list[int] = []
+
+    def crash_then_term(cmd: list[str], env: dict[str, str], tmp: Path, attempt: int) -> tuple[int, str]:
+        attempts.append(attempt)
+        os.kill(os.getpid(), signal.SIGTERM)  # the launcher's handler records it
+        return 1, "--- local rank 0 ---\nboom"
+
+    monkeypatch.setattr(launch_module, "_run_job", crash_then_term)
+    previous = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(launch_module.JobInterrupted) as info:
+        launch(BNNConfig(data="synthetic", mode="sample", samples=2), 2)
+    assert attempts == [0]
+    assert info.value.exit_code == 143
+    assert signal.getsignal(signal.SIGTERM) is previous  # the handler is put back

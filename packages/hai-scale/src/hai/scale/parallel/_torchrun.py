@@ -17,7 +17,8 @@ Two more things for :func:`hai.scale.parallel.launch`, which starts it:
   failure; a signal ``s`` becomes ``128 + s`` as in a shell). A signal to the agent itself
   (SIGTERM, SIGINT: torchrun stops its workers first) exits ``128 + s``.
 - With ``HAI_PARENT_PID=PID`` set (Linux), the agent asks the kernel for SIGTERM when its
-  parent dies, so a launcher killed with ``kill -9`` does not leave the ranks training.
+  parent dies, so a launcher killed with ``kill -9`` does not leave the ranks training. The
+  ranks find the agent's PID in ``HAI_AGENT_PID``.
 """
 
 from __future__ import annotations
@@ -119,6 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run torchrun with ``argv`` (default: this process's arguments); return the exit status."""
     parent = os.environ.get("HAI_PARENT_PID")
     die_with_parent(int(parent) if parent and parent.isdigit() else None)
+    os.environ["HAI_AGENT_PID"] = str(os.getpid())  # the ranks' parent, for their own die_with_parent
     _patch()
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError

@@ -192,10 +192,11 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--result-file", default=None, help="rank 0 writes the metrics here as JSON")
     args = parser.parse_args(argv)
     error_file = None if args.result_file is None else Path(str(args.result_file) + ".error")
-    if args.result_file is not None:  # started by launch(): leave a PID for it, die with the agent
+    if args.result_file is not None:  # started by launch(): die with the agent, leave a PID for it
+        agent = os.environ.get("HAI_AGENT_PID", "")
+        die_with_parent(int(agent) if agent.isdigit() else None, signal.SIGKILL)
         rank = int(os.environ.get("RANK", "0"))
         Path(args.result_file).with_name(f"rank{rank}.pid").write_text(str(os.getpid()))
-        die_with_parent(os.getppid(), signal.SIGKILL)
     started = False
     try:
         config = config_from_args(args)
@@ -506,7 +507,6 @@ def launch(
     with tempfile.TemporaryDirectory(prefix="hai-bnn-") as tmp_name:
         tmp = Path(tmp_name)
         result_file = tmp / "result.json"
-        error_file = Path(str(result_file) + ".error")
         cmd = [
             sys.executable,
             "-m",
@@ -524,35 +524,57 @@ def launch(
             env.setdefault("GLOO_SOCKET_IFNAME", loopback)
         if quiet:
             env["HAI_QUIET"] = "1"
-        returncode, logs = 1, ""
-        for attempt in range(retries + 1):
-            started = time.monotonic()
-            returncode, logs = _run_job(cmd, env, tmp, attempt)
-            if error_file.exists():
-                raise HaiError(json.loads(error_file.read_text())["error"])
-            returncode = exit_status(returncode)
-            if returncode == 0 and result_file.exists():
-                result: dict[str, Any] = json.loads(result_file.read_text())
-                return result
-            if returncode == 0 and cluster:  # rank 0 ran on another node
-                return {"rank0_here": False, "world_size": nproc * nnodes}
-            if _looks_frozen(logs):
-                raise JobFailed(
-                    f"a training process stopped answering: the others waited the --timeout of "
-                    f"{timeout_s:g} s for it and gave up (exit status {returncode}); not retried, "
-                    f"since a retry would likely cost another {timeout_s:g} s:\n{logs}",
-                    returncode,
-                    hint="run with --nproc 1 to see the error in one process",
-                )
-            if attempt < retries:
-                print(
-                    f"warning: the {nproc} training processes crashed after "
-                    f"{time.monotonic() - started:.1f} s (exit status {returncode}); "
-                    "starting them once more",
-                    file=sys.stderr,
-                )
-        raise JobFailed(
-            f"the {nproc} training processes failed (exit status {returncode}):\n{logs}",
-            returncode,
-            hint="run with --nproc 1 to see the error in one process",
-        )
+        between = _Supervisor(tmp)  # a signal between attempts (no process running) stops the job too
+        with _signals_to(between):
+            return _attempts(cmd, env, tmp, between, nproc, nnodes, cluster, timeout_s, retries)
+
+
+def _attempts(
+    cmd: list[str],
+    env: dict[str, str],
+    tmp: Path,
+    between: _Supervisor,
+    nproc: int,
+    nnodes: int,
+    cluster: bool,
+    timeout_s: float,
+    retries: int,
+) -> dict[str, Any]:
+    result_file = tmp / "result.json"
+    error_file = Path(str(result_file) + ".error")
+    returncode, logs = 1, ""
+    for attempt in range(retries + 1):
+        if between.signum is not None:
+            raise JobInterrupted(between.signum)
+        started = time.monotonic()
+        returncode, logs = _run_job(cmd, env, tmp, attempt)
+        if error_file.exists():
+            raise HaiError(json.loads(error_file.read_text())["error"])
+        returncode = exit_status(returncode)
+        if returncode == 0 and result_file.exists():
+            result: dict[str, Any] = json.loads(result_file.read_text())
+            return result
+        if returncode == 0 and cluster:  # rank 0 ran on another node
+            return {"rank0_here": False, "world_size": nproc * nnodes}
+        if _looks_frozen(logs):
+            raise JobFailed(
+                f"a training process stopped answering: the others waited the --timeout of "
+                f"{timeout_s:g} s for it and gave up (exit status {returncode}); not retried, "
+                f"since a retry would likely cost another {timeout_s:g} s:\n{logs}",
+                returncode,
+                hint="run with --nproc 1 to see the error in one process",
+            )
+        if attempt < retries:
+            print(
+                f"warning: the {nproc} training processes crashed after "
+                f"{time.monotonic() - started:.1f} s (exit status {returncode}); "
+                "starting them once more",
+                file=sys.stderr,
+            )
+    if between.signum is not None:
+        raise JobInterrupted(between.signum)
+    raise JobFailed(
+        f"the {nproc} training processes failed (exit status {returncode}):\n{logs}",
+        returncode,
+        hint="run with --nproc 1 to see the error in one process",
+    )
