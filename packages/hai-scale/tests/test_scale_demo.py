@@ -29,6 +29,7 @@ MODULES = [
     "hai.scale.forward_grad.tangents",
     "hai.scale.forward_grad.training",
     "hai.scale.energy.spec",
+    "hai.scale.resnet",
 ]
 
 

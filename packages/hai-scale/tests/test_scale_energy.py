@@ -238,3 +238,10 @@ def test_a_sweep_of_a_user_workload_runs_on_every_rank(tmp_path: Path, monkeypat
     # the same updates whatever the split of the global batch
     assert rows["w1-g16-l8"]["metric"] == pytest.approx(rows["w2-g16-l8"]["metric"], rel=1e-5)
     assert len(rows["w2-g16-l8"]["ranks"]) == 2
+
+
+def test_the_resnet_workload_needs_nothing_extra():
+    workload = build_workload("resnet", {"image_size": 8, "samples": 40, "classes": 3}, seed=0)
+    assert workload.x_train.shape == (32, 3 * 8 * 8)
+    assert workload.model(workload.x_test).shape == (8, 3)
+    assert sum(p.numel() for p in workload.model.parameters()) == 11_181_642 - 7 * 513  # 3 classes

@@ -67,6 +67,7 @@ def _cmd_ab_train(args: argparse.Namespace) -> int:
         powersgd_rank=args.powersgd_rank,
         seed=args.seed,
         split_seed=args.split_seed,
+        image_size=args.image_size,
     )
     if args.out is not None and args.out.is_dir():
         raise InputError(f"--out {args.out} is a folder", hint="give a file name such as ab.json")
@@ -94,8 +95,7 @@ def add_ab_train(sub: Any) -> None:
     from pathlib import Path
 
     from hai.scale.abtrain.schedule import SYNC_MODES
-    from hai.scale.abtrain.trainer import METHODS, MODELS
-    from hai.scale.data import CLASSIFICATION_DATASETS
+    from hai.scale.abtrain.trainer import DATASETS, METHODS, MODELS
 
     p = sub.add_parser(
         "ab-train",
@@ -108,8 +108,21 @@ def add_ab_train(sub: Any) -> None:
     p.add_argument("--method", default="ab", choices=METHODS, help="ab, ddp or powersgd (default ab)")
     p.add_argument("--nproc", type=arg_positive_int(256), default=4, help="local processes (default 4)")
     p.add_argument("--group-size", type=arg_positive_int(), default=1, help="ranks per AB group (default 1)")
-    p.add_argument("--data", default="digits", choices=CLASSIFICATION_DATASETS, help="default digits")
-    p.add_argument("--model", default="mlp", choices=MODELS, help="default mlp")
+    p.add_argument(
+        "--data",
+        default="digits",
+        choices=DATASETS,
+        help="default digits; images: synthetic 3-channel images",
+    )
+    p.add_argument(
+        "--model", default="mlp", choices=MODELS, help="default mlp (resnet18 needs --data images)"
+    )
+    p.add_argument(
+        "--image-size",
+        type=arg_positive_int(1024),
+        default=32,
+        help="side of the synthetic images (default 32)",
+    )
     p.add_argument("--hidden", type=_widths, default=(256, 256), help="MLP widths (default 256,256)")
     p.add_argument("--steps", type=arg_positive_int(10_000_000), default=300, help="default 300")
     p.add_argument("--batch-size", type=arg_positive_int(1_000_000), default=32, help="per rank (default 32)")

@@ -33,13 +33,16 @@ from hai.scale.abtrain.lowrank import ABConv2d, ABLinear, LowRankSummary, to_low
 from hai.scale.abtrain.schedule import ABGroups, ABSchedule
 from hai.scale.data import CLASSIFICATION_DATASETS, ClassificationData, load_classification
 from hai.scale.models import mlp, small_cnn
+from hai.scale.resnet import resnet18, synthetic_images
 from hai.shared import InputError, RngStreams, measure, save_checkpoint
 from hai.shared.checks import fraction, positive_float, positive_int
 
 METHODS = ("ab", "ddp", "powersgd")
-MODELS = ("mlp", "cnn")
+MODELS = ("mlp", "cnn", "resnet18")
+#: Data sets of ab-train: hai.scale's classification sets and synthetic 3-channel images.
+DATASETS = (*CLASSIFICATION_DATASETS, "images")
 
-__all__ = ["METHODS", "MODELS", "ABResult", "ABTrainConfig", "train_ab"]
+__all__ = ["DATASETS", "METHODS", "MODELS", "ABResult", "ABTrainConfig", "train_ab"]
 
 
 def _default_schedule() -> ABSchedule:
@@ -64,18 +67,21 @@ class ABTrainConfig:
     powersgd_start: int = 2
     seed: int = 0
     split_seed: int = 0
+    #: Side of the synthetic images (``data="images"``: 1,024 samples, 10 classes).
+    image_size: int = 32
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise InputError(f"unknown method {self.method!r}", hint="one of " + ", ".join(METHODS))
         if self.model not in MODELS:
             raise InputError(f"unknown model {self.model!r}", hint="one of " + ", ".join(MODELS))
-        if self.data not in CLASSIFICATION_DATASETS:
-            raise InputError(
-                f"unknown data set {self.data!r}", hint="one of " + ", ".join(CLASSIFICATION_DATASETS)
-            )
+        if self.data not in DATASETS:
+            raise InputError(f"unknown data set {self.data!r}", hint="one of " + ", ".join(DATASETS))
         if self.model == "cnn" and self.data != "digits":
             raise InputError(f"the cnn needs image data; {self.data!r} is not", hint="use data 'digits'")
+        if self.model == "resnet18" and self.data not in ("images", "digits"):
+            raise InputError(f"resnet18 needs image data; {self.data!r} is not", hint="use data 'images'")
+        positive_int("image_size", self.image_size, maximum=1024)
         if not self.hidden:
             raise InputError("hidden needs at least one layer width (an MLP without hidden layers is linear)")
         for width in self.hidden:
@@ -124,7 +130,18 @@ class ABResult:
         return asdict(self)
 
 
+def _load_data(config: ABTrainConfig) -> ClassificationData:
+    if config.data == "images":
+        return synthetic_images(config.image_size, seed=config.split_seed)
+    return load_classification(config.data, seed=config.split_seed)
+
+
 def _build_model(config: ABTrainConfig, data: ClassificationData) -> nn.Module:
+    if config.model == "resnet18":
+        if data.image_shape is None:
+            raise InputError(f"resnet18 needs image data; {data.name!r} is not", hint="use --data images")
+        height, width = data.image_shape
+        return resnet18(data.n_classes, data.image_shape, channels=data.n_features // (height * width))
     if config.model == "cnn":
         if data.image_shape is None:
             raise InputError(f"the cnn needs image data; {data.name!r} is not", hint="use --data digits")
@@ -254,7 +271,7 @@ def train_ab(
         )
     rank, world = dist.get_rank(), dist.get_world_size()
     groups = ABGroups.build(world, config.group_size) if config.method == "ab" else None
-    data = data if data is not None else load_classification(config.data, seed=config.split_seed)
+    data = data if data is not None else _load_data(config)
     torch.manual_seed(config.seed)  # the same initial model on every rank
     model = model_fn(data) if model_fn is not None else _build_model(config, data)
     parameters = sum(p.numel() for p in model.parameters())

@@ -5,8 +5,9 @@
   "Adaptive Fourier Neural Operators"; Pathak et al. 2022, FourCastNet) on synthetic gridded
   fields: advected random waves, predict the next field from the current one (test MSE).
   Hand-written (about 40 lines) because no installed library ships an AFNO block.
-* ``resnet``: torchvision's ResNet-18 without pretrained weights on synthetic class-patterned
-  images of ``image_size`` (accuracy); needs torchvision.
+* ``resnet``: ResNet-18 without pretrained weights (:func:`hai.scale.resnet.resnet18`:
+  torchvision's where it imports, else the same architecture written out) on synthetic
+  class-patterned images of ``image_size`` (accuracy).
 
 * ``module:function``: the user's own training, ``function(options, seed)`` returning a
   :class:`Workload` (any model, data, loss and metric), imported on every rank from a module on
@@ -29,7 +30,7 @@ import torch
 from torch import nn
 
 from hai.scale.energy.spec import is_user_workload
-from hai.shared import InputError, MissingPackageError
+from hai.shared import InputError
 from hai.shared.checks import positive_int
 
 __all__ = ["AFNO2d", "Workload", "build_workload"]
@@ -149,15 +150,6 @@ def _advected_fields(n: int, size: int, generator: torch.Generator) -> tuple[tor
     return field(0.0), field(shift)
 
 
-def _synthetic_images(
-    n: int, size: int, classes: int, generator: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
-    labels = torch.randint(0, classes, (n,), generator=generator)
-    patterns = torch.randn(classes, 3, size, size, generator=torch.Generator().manual_seed(1234))
-    images = patterns[labels] + 0.8 * torch.randn(n, 3, size, size, generator=generator)
-    return images, labels
-
-
 def _user_workload(name: str, options: dict[str, Any], seed: int) -> Workload:
     module_name, _, function_name = name.partition(":")
     try:
@@ -219,18 +211,16 @@ def build_workload(name: str, options: dict[str, Any] | None = None, seed: int =
             positive_int("depth", options.get("depth", 2)),
         )
         return Workload(name, model, x[:cut], y[:cut], x[cut:], y[cut:], nn.functional.mse_loss, "mse", _mse)
-    try:
-        from torchvision.models import resnet18
-    except ImportError as exc:
-        raise MissingPackageError(
-            "the resnet workload needs torchvision", hint="install torchvision matching your torch build"
-        ) from exc
+    from hai.scale.resnet import resnet18, synthetic_images
+
     size = positive_int("image_size", options.get("image_size", 32))
     classes = positive_int("classes", options.get("classes", 10))
     samples = positive_int("samples", options.get("samples", 1024))
-    x, y = _synthetic_images(samples, size, classes, generator)
-    cut = int(0.8 * samples)
-    model = resnet18(weights=None, num_classes=classes)
+    images = synthetic_images(size, classes, samples, seed=seed)
+    model = resnet18(classes, (size, size))
+    x = torch.cat([images.x_train, images.x_test])
+    y = torch.cat([images.y_train, images.y_test])
+    cut = images.x_train.shape[0]
     return Workload(
         name, model, x[:cut], y[:cut], x[cut:], y[cut:], nn.functional.cross_entropy, "accuracy", _accuracy
     )
