@@ -217,10 +217,7 @@ def build_workload(name: str, options: dict[str, Any] | None = None, seed: int =
     classes = positive_int("classes", options.get("classes", 10))
     samples = positive_int("samples", options.get("samples", 1024))
     images = synthetic_images(size, classes, samples, seed=seed)
-    model = resnet18(classes, (size, size))
-    x = torch.cat([images.x_train, images.x_test])
-    y = torch.cat([images.y_train, images.y_test])
-    cut = images.x_train.shape[0]
     return Workload(
-        name, model, x[:cut], y[:cut], x[cut:], y[cut:], nn.functional.cross_entropy, "accuracy", _accuracy
-    )
+        name, resnet18(classes, (size, size)), images.x_train, images.y_train, images.x_test, images.y_test,
+        nn.functional.cross_entropy, "accuracy", _accuracy,
+    )  # fmt: skip
