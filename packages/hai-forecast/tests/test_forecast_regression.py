@@ -166,3 +166,5 @@ def test_cli_backtest_shows_the_references(capsys: pytest.CaptureFixture[str]) -
     ridge = ["forecast", "backtest", "--model", "ridge_arx", "--alpha", "30", "--references", "none"]
     assert main([*ridge, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["metrics"]["mase"] == pytest.approx(0.667, abs=0.005)
+    assert main(["forecast", "backtest", "--model", "ridge_arx", "--json"]) == 0  # auto references
+    assert "ridge_arx" not in json.loads(capsys.readouterr().out)["references"]  # not itself

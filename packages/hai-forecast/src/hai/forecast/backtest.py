@@ -161,6 +161,8 @@ def backtest(
     if not isinstance(step_cycles, int) or step_cycles < 1:
         raise InputError(f"step_cycles must be a positive integer, got {step_cycles!r}")
     reference_models = [_reference_model(r, model) for r in reference_names(references)]
+    if references == "auto":  # the model itself is not its own reference
+        reference_models = [r for r in reference_models if r.name != model.name]
     frame = as_frame(y, fill=model.fill)  # type: ignore[arg-type]
     L = int(model.cycle_length)
     frame = frame.iloc[len(frame) % L :]
