@@ -213,8 +213,8 @@ def main() -> None:
         for other in ("climatology", "seasonal naive", "conformal", "LightGBM QR"):
             ref = next((r for r in rows if r["series"] == spec and r["method"] == other), None)
             if ref is not None:
-                gain = 1.0 - apq["crps"] / ref["crps"]
-                print(f"{spec}: AutoPQ default CRPS {100 * gain:+.1f} % vs {other}")
+                change = apq["crps"] / ref["crps"] - 1.0
+                print(f"{spec}: AutoPQ default CRPS {100 * change:+.1f} % relative to {other} (-: lower)")
     write_json(args.out, {"rows": rows, "args": vars(args)})
     print(f"wrote {args.out}")
 
