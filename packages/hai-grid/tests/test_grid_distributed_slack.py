@@ -198,17 +198,43 @@ def test_refusals_name_the_option() -> None:
         _pandapower(net, distributed_slack=True)  # pandapower refuses it too
 
 
-def test_batch_apis_refuse_distributed_slack_by_name() -> None:
+def test_solve_batch_and_run_timeseries_honour_stored_distributed_slack() -> None:
+    """Injection scenarios: every scenario agrees with pandapower.runpp(distributed_slack=True)."""
+    net = _case118()
+    pp.set_user_pf_options(net, distributed_slack=True)
+    scale = np.array([0.8, 1.0, 1.15])[:, None]
+    p, q = scale * net.load.p_mw.to_numpy()[None, :], scale * net.load.q_mvar.to_numpy()[None, :]
+    tol = 1e-8 * net.sn_mva  # pandapower's 1e-8 pu in the batch APIs' MVA
+    batch = hai.grid.solve_batch(net, load_p_mw=p, load_q_mvar=q, tolerance_mva=tol)
+    series = hai.grid.run_timeseries(net, p, q, tolerance_mva=tol)
+    assert batch.method == "nr (distributed_slack)"
+    assert series.method == "nr (warm start, distributed_slack)"
+    moved = 0.0
+    for k in range(len(scale)):
+        step = copy.deepcopy(net)
+        step.load["p_mw"], step.load["q_mvar"] = p[k], q[k]
+        ref = _pandapower(step)  # reads the stored option
+        for result in (batch, series):
+            np.testing.assert_allclose(result.vm_pu[k].numpy(), ref.res_bus.vm_pu, atol=1e-8, rtol=0)
+            va = np.deg2rad(result.va_degree[k].numpy())
+            np.testing.assert_allclose(va, np.deg2rad(ref.res_bus.va_degree), atol=1e-8, rtol=0)
+        plain = copy.deepcopy(step)
+        plain.user_pf_options = {}
+        moved = max(moved, float(np.abs(_pandapower(plain).res_bus.va_degree - ref.res_bus.va_degree).max()))
+    assert moved > 0.1  # the option matters here
+
+
+def test_batch_apis_refuse_distributed_slack_with_outages_by_name() -> None:
     net = _case30()
     pp.set_user_pf_options(net, distributed_slack=True)
-    p = net.load.p_mw.to_numpy()[None, :]
-    for call in (
-        lambda n: hai.grid.solve_batch(n, load_p_mw=p),
-        lambda n: hai.grid.run_timeseries(n, p),
-        lambda n: hai.grid.run_contingency(n, lines=[0]),
+    with pytest.raises(
+        InputError, match="distributed_slack=True is not supported by solve_batch with outages"
     ):
-        with pytest.raises(InputError, match="distributed_slack=True is not supported by"):
-            call(net)
+        hai.grid.solve_batch(net, outages=[("line", 0)])
+    with pytest.raises(InputError, match="distributed_slack=True is not supported by run_contingency"):
+        hai.grid.run_contingency(net, lines=[0])
+    with pytest.raises(InputError, match="distributed_slack=True is not supported by solve_differentiable"):
+        hai.grid.solve_differentiable(net)
 
 
 def test_non_convergence_is_reported() -> None:

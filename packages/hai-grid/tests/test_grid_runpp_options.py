@@ -112,9 +112,35 @@ def test_user_pf_options_are_read_and_refused_by_name() -> None:
     pp.set_user_pf_options(net, run_control=True)
     with pytest.raises(InputError, match="run_control"):
         hai.grid.runpp(net)
-    # a keyword given to the call wins over the stored option, as in pandapower
-    hai.grid.runpp(net, run_control=False)
+    # pandapower's rule: a named runpp parameter given at its default does not override the
+    # stored option (pandapower would run the controllers), so it is still refused
+    with pytest.raises(InputError, match=r"run_control=True .*net\.user_pf_options"):
+        hai.grid.runpp(net, run_control=False)
+    # any other keyword given to the call wins over the stored option, as in pandapower
+    net = load_case("case30")
+    pp.set_user_pf_options(net, init_vm_pu=1.0)
+    with pytest.raises(InputError, match="init_vm_pu"):
+        hai.grid.runpp(net)
+    hai.grid.runpp(net, init_vm_pu=None)
     assert net.converged
+
+
+def test_stored_options_win_over_named_defaults_as_in_pandapower() -> None:
+    """pandapower.runpp(net, distributed_slack=False) with distributed_slack=True stored still
+    distributes the slack (its _passed_runpp_parameters drops named parameters at default)."""
+    net = load_case("case30")
+    net.gen["slack_weight"] = 1.0
+    pp.set_user_pf_options(net, distributed_slack=True, trafo_model="pi")
+    ref = _pandapower(net, distributed_slack=False, trafo_model="t")  # trafo_model "t": default
+    hai.grid.runpp(net, distributed_slack=False, trafo_model="t")
+    _assert_same(net, ref)
+    plain = load_case("case30")
+    hai.grid.runpp(plain)
+    assert np.abs(plain.res_ext_grid.p_mw.to_numpy() - ref.res_ext_grid.p_mw.to_numpy()).max() > 1.0
+    # a non-default value given to the call wins in both
+    hai.grid.runpp(net, calculate_voltage_angles=False)
+    ref = _pandapower(net, calculate_voltage_angles=False)
+    _assert_same(net, ref)
 
 
 def test_user_pf_options_are_honoured() -> None:

@@ -31,7 +31,7 @@ import torch
 from scipy.sparse.csgraph import connected_components
 
 from hai.grid.network import CompiledNetwork, compile_network, degrees, injection_matrix
-from hai.grid.newton import NewtonResult, PowerFlowSystem, newton_raphson
+from hai.grid.newton import NewtonResult, PowerFlowSystem, distributed_slack_system, newton_raphson
 from hai.grid.options import compile_options
 from hai.grid.outages import Screen, solve_outages
 from hai.grid.powerflow import NR_MAX_ITERATION, _check_options, initial_voltages, previous_results, solve
@@ -356,6 +356,10 @@ def batch_with_screening(
         raise InputError(f"the batch sizes of the inputs differ: {sorted(sizes)}")
     sbus = scenario_sbus(compiled, batch, p, q, g)
     sbus_t = torch.from_numpy(np.ascontiguousarray(sbus))
+    if compiled.net["_options"].get("distributed_slack"):
+        return _solve_distributed_slack(
+            compiled, sbus_t, cases, method, init, tolerance_mva, max_iteration, dev, previous
+        )
     system = PowerFlowSystem(compiled, device=dev)
     ybus_values = None
     frozen = None
@@ -412,6 +416,55 @@ def batch_with_screening(
         bus_index=net.bus.index.to_numpy(),
         method=used,
         screened=screened,
+    )
+
+
+def _solve_distributed_slack(
+    compiled: CompiledNetwork,
+    sbus: torch.Tensor,
+    cases: list[list[Outage]] | None,
+    method: str,
+    init: str,
+    tolerance_mva: float,
+    max_iteration: int | None,
+    device: torch.device,
+    previous: tuple[np.ndarray, np.ndarray] | None,
+) -> BatchResult:
+    """Injection scenarios under ``distributed_slack`` (net.user_pf_options): one batched Newton
+    with the slack power as one more unknown per scenario (pandapower's formulation, as
+    :func:`hai.grid.runpp`), started from each scenario's Σ Pg − Σ Pd."""
+    if cases is not None:
+        raise InputError(
+            "net.user_pf_options distributed_slack=True is not supported by solve_batch with outages",
+            hint="remove it from net.user_pf_options, or solve the outages one by one with runpp",
+        )
+    if method not in ("auto", "nr"):
+        raise InputError(f"distributed_slack=True needs method 'nr', got {method!r}")
+    system = distributed_slack_system(compiled, device)
+    v0 = initial_voltages(compiled, init, sbus, previous)
+    result = newton_raphson(
+        system,
+        v0,
+        sbus,
+        tolerance_mva=tolerance_mva,
+        max_iteration=max_iteration or NR_MAX_ITERATION,
+        slack0=sbus.real.sum(dim=1),
+    )
+    v = result.v.cpu()
+    conv = result.converged.cpu()
+    vm_int, va_int = v.abs(), degrees(torch.angle(v))
+    vm_int[~conv] = float("nan")
+    va_int[~conv] = float("nan")
+    batch = v.shape[0]
+    return BatchResult(
+        vm_pu=to_bus_order(compiled, vm_int),
+        va_degree=to_bus_order(compiled, va_int),
+        converged=conv,
+        iterations=result.iterations.cpu(),
+        max_mismatch_mva=result.max_mismatch_mva.cpu(),
+        islanded=torch.zeros(batch, dtype=torch.bool),
+        bus_index=compiled.net.bus.index.to_numpy(),
+        method="nr (distributed_slack)",
     )
 
 

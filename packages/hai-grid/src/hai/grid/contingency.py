@@ -257,6 +257,7 @@ def run_contingency(
     >>> key(fast) == key(exact), bool(fast.screened.any())
     (True, True)
     """
+    options = compile_options(net, "run_contingency")  # refuses what it does not honour, by name
     line_ids = list(net.line.index[net.line.in_service]) if lines is None else list(lines)
     trafo_ids = list(net.trafo.index[net.trafo.in_service]) if trafos is None else list(trafos)
     for name, ids, table in (("lines", line_ids, net.line), ("trafos", trafo_ids, net.trafo)):
@@ -277,7 +278,7 @@ def run_contingency(
     )
     vm = batch.vm_pu.numpy()
     va = batch.va_degree.numpy()
-    compiled = compile_network(net, **compile_options(net, "run_contingency"))
+    compiled = compile_network(net, **options)
     loading = {
         element: _branch_loading(compiled, element, vm, va, [("none", -1), *outages]) for element in BRANCHES
     }

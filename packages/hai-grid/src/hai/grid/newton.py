@@ -290,6 +290,17 @@ class PowerFlowSystem:
         return torch.from_numpy(np.stack([one(k) for k in range(batch)]))
 
 
+def distributed_slack_system(
+    compiled: CompiledNetwork, device: torch.device | str = "cpu"
+) -> PowerFlowSystem:
+    """The distributed-slack system of a net compiled with ``distributed_slack=True`` (pandapower's
+    model build set the per-bus weights ``bus[:, SL_FAC]``)."""
+    from pandapower.pypower.idx_bus import SL_FAC  # type: ignore[import-untyped]
+
+    weights = np.real(compiled.ppci["bus"][:, SL_FAC]).astype(float)
+    return PowerFlowSystem(compiled, device=device, slack_weights=weights)
+
+
 def newton_raphson(
     system: PowerFlowSystem,
     v0: torch.Tensor,

@@ -1,8 +1,10 @@
 """pandapower's ``runpp`` options as ``hai.grid.runpp`` reads them: honoured, or refused by name.
 
 ``hai.grid.runpp(net, **options)`` takes every keyword of ``pandapower.runpp`` (pandapower
-3.5) and the options stored by ``pandapower.set_user_pf_options`` (``net.user_pf_options``;
-keywords given to the call win over them, as in pandapower). Each is either honoured with
+3.5) and the options stored by ``pandapower.set_user_pf_options`` (``net.user_pf_options``).
+Which wins is pandapower's rule (``_passed_runpp_parameters``): a keyword given to the call wins
+over the stored option, except one of ``runpp``'s named parameters (:data:`NAMED`) given at its
+default value, which pandapower cannot tell from one not given. Each is either honoured with
 pandapower's meaning or refused with an :class:`~hai.shared.InputError` naming it; an unknown
 keyword is refused too (pandapower would swallow a misspelt one). See :data:`OPTIONS`.
 
@@ -55,6 +57,26 @@ DEFAULTS: dict[str, Any] = {
     "permc_spec": None,
 }
 
+#: ``pandapower.runpp``'s named parameters (3.5.6): given at their default, the stored option wins.
+NAMED = (
+    "algorithm",
+    "calculate_voltage_angles",
+    "init",
+    "max_iteration",
+    "tolerance_mva",
+    "trafo_model",
+    "trafo_loading",
+    "enforce_p_lims",
+    "enforce_q_lims",
+    "check_connectivity",
+    "voltage_depend_loads",
+    "consider_line_temperature",
+    "run_control",
+    "distributed_slack",
+    "tdpf",
+    "tdpf_delay_s",
+)
+
 #: What hai does with each option (the README's table is this one).
 OPTIONS: dict[str, str] = {
     "algorithm": 'honoured: "nr" (Newton-Raphson); other algorithms refused',
@@ -83,7 +105,7 @@ OPTIONS: dict[str, str] = {
     "enforce_p_lims": "refused when True",
     "distributed_slack": "honoured (True): pandapower's slack weights (slack_weight of ext_grid, gen, "
     "xward) and its Newton formulation with the slack power as one more unknown; also together "
-    "with enforce_q_lims",
+    "with enforce_q_lims; stored, also by solve_batch (without outages) and run_timeseries",
     "consider_line_temperature": "refused when True",
     "run_control": "refused when True (hai runs no controllers)",
     "tdpf": "refused when True",
@@ -111,12 +133,23 @@ MAX_TOLERANCE = 0.1
 NR_DEFAULT_MAX_ITERATION = 10
 
 
+def _is_default(name: str, value: Any) -> bool:
+    """pandapower's test (``val != default`` means passed)."""
+    try:
+        return not bool(value != DEFAULTS[name])
+    except (TypeError, ValueError):  # an array or another value without a truth value: passed
+        return False
+
+
 def _refuse(name: str, value: Any, why: str) -> InputError:
     return InputError(f"runpp option {name}={value!r} is not supported by hai.grid: {why}")
 
 
 def resolve_options(given: dict[str, Any], user_pf_options: dict[str, Any] | None = None) -> dict[str, Any]:
-    """pandapower's defaults, overlaid by ``user_pf_options`` and then by ``given``, checked.
+    """pandapower's defaults, overlaid by ``given`` and ``user_pf_options`` by pandapower's rule, checked.
+
+    A stored option wins unless the call passed that keyword (for :data:`NAMED` parameters: at a
+    value other than pandapower's default).
 
     Returns the full option dict (``max_iteration`` resolved to an int, ``tolerance_mva`` a
     float); raises :class:`InputError` naming the first option that is unknown or refused.
@@ -128,8 +161,10 @@ def resolve_options(given: dict[str, Any], user_pf_options: dict[str, Any] | Non
                 f"unknown runpp option {name!r}",
                 hint="hai.grid.runpp takes the keywords of pandapower.runpp (see hai.grid.options.OPTIONS)",
             )
-    opts = {**DEFAULTS, **user, **given}
-    source = {name: ("net.user_pf_options" if name in user and name not in given else "") for name in opts}
+    # pandapower's rule: what the call passed wins, named parameters at their default do not count
+    passed = {name for name, value in given.items() if name not in NAMED or not _is_default(name, value)}
+    opts = {**DEFAULTS, **given, **{name: value for name, value in user.items() if name not in passed}}
+    source = {name: ("net.user_pf_options" if name in user and name not in passed else "") for name in opts}
 
     def refuse(name: str, why: str) -> InputError:
         where = f" (set in {source[name]})" if source[name] else ""
@@ -203,6 +238,10 @@ def build_options(opts: dict[str, Any]) -> dict[str, Any]:
 _CALL_ARGUMENTS = ("tolerance_mva", "max_iteration", "init")
 
 
+#: Batch APIs that honour ``distributed_slack`` (injection scenarios; no outages).
+DISTRIBUTED_SLACK_APIS = ("solve_batch", "run_timeseries")
+
+
 def compile_options(net: Any, api: str) -> dict[str, Any]:
     """``compile_network`` keywords for ``api`` from ``net.user_pf_options``, refused by name if not honoured.
 
@@ -212,6 +251,8 @@ def compile_options(net: Any, api: str) -> dict[str, Any]:
     ``switch_rx_ratio``, ``trafo3w_losses``, ``neglect_open_switch_branches``,
     ``voltage_depend_loads``) and refuse the rest as :func:`runpp` does; ``tolerance_mva``,
     ``max_iteration`` and ``init`` are their own arguments and are refused there by name.
+    ``distributed_slack`` is honoured by ``solve_batch`` (without outages) and
+    ``run_timeseries`` (``pp_options["distributed_slack"]`` True) and refused by the others.
 
     >>> import pandapower as pp
     >>> from hai.grid.cases import load_case
@@ -234,11 +275,12 @@ def compile_options(net: Any, api: str) -> dict[str, Any]:
             f"net.user_pf_options enforce_q_lims=True is not supported by {api} (only by hai.grid.runpp)",
             hint="remove it from net.user_pf_options, or solve the scenarios one by one with runpp",
         )
-    if opts["distributed_slack"]:
+    if opts["distributed_slack"] and api not in DISTRIBUTED_SLACK_APIS:
         raise InputError(
-            f"net.user_pf_options distributed_slack=True is not supported by {api} (only by hai.grid.runpp)",
+            f"net.user_pf_options distributed_slack=True is not supported by {api} "
+            f"(only by hai.grid.runpp, {' and '.join(DISTRIBUTED_SLACK_APIS)})",
             hint="remove it from net.user_pf_options, or solve the scenarios one by one with runpp",
         )
     build = build_options(opts)
-    del build["enforce_q_lims"], build["delta_q"], build["distributed_slack"]
+    del build["enforce_q_lims"], build["delta_q"]
     return {"voltage_depend_loads": opts["voltage_depend_loads"], "pp_options": build}

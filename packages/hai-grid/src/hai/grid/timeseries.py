@@ -23,7 +23,7 @@ import torch
 
 from hai.grid.batch import BatchResult, _as_matrix, scenario_sbus, to_bus_order
 from hai.grid.network import compile_network, degrees
-from hai.grid.newton import PowerFlowSystem, newton_raphson
+from hai.grid.newton import PowerFlowSystem, distributed_slack_system, newton_raphson
 from hai.grid.options import compile_options
 from hai.grid.powerflow import NR_MAX_ITERATION, _check_options, initial_voltages
 from hai.shared import InputError, progress, resolve_device
@@ -62,7 +62,11 @@ def run_timeseries(
     if steps == 0:
         raise InputError("load_p_mw has no steps")
     sbus = torch.from_numpy(np.ascontiguousarray(scenario_sbus(compiled, steps, p, q, g)))
-    system = PowerFlowSystem(compiled, device=dev)
+    distributed = bool(compiled.net["_options"].get("distributed_slack"))
+    # distributed slack (net.user_pf_options): the slack power is one more unknown, started
+    # from the previous step's, or from Σ Pg − Σ Pd on a cold start
+    system = distributed_slack_system(compiled, dev) if distributed else PowerFlowSystem(compiled, device=dev)
+    slack: torch.Tensor | None = None
     n = compiled.n_bus
     v_all = torch.full((steps, n), complex("nan"), dtype=torch.complex128)
     converged = torch.zeros(steps, dtype=torch.bool)
@@ -72,13 +76,20 @@ def run_timeseries(
     indices = progress(range(steps), desc="time series", unit="step") if progress_bar else range(steps)
     for k in indices:
         start = previous if previous is not None else initial_voltages(compiled, "dc", sbus[k : k + 1])
+        slack0 = None
+        if distributed:
+            slack0 = (
+                slack if (previous is not None and slack is not None) else sbus[k : k + 1].real.sum(dim=1)
+            )
         result = newton_raphson(
             system,
             start,
             sbus[k : k + 1],
             tolerance_mva=tolerance_mva,
             max_iteration=max_iteration or NR_MAX_ITERATION,
+            slack0=slack0,
         )
+        slack = result.slack
         ok = bool(result.converged[0])
         converged[k] = ok
         iterations[k] = int(result.iterations[0])
@@ -100,5 +111,5 @@ def run_timeseries(
         max_mismatch_mva=mismatch,
         islanded=torch.zeros(steps, dtype=torch.bool),
         bus_index=net.bus.index.to_numpy(),
-        method="nr (warm start)",
+        method="nr (warm start, distributed_slack)" if distributed else "nr (warm start)",
     )
