@@ -11,10 +11,11 @@ validation MAE among seasonal naive, profile, ridge and (when installed) LightGB
 forecasters with their hyperparameters jointly with ``sampling_std``.
 
 >>> from hai.grid.autopq.data import synthetic_series
->>> y = synthetic_series("load", weeks=4)
->>> model = AutoPQ("seasonal_naive", epochs=2, n_trials=3, blocks=2).fit(y)  # doctest: +SKIP
->>> model.predict(y).shape  # doctest: +SKIP
-(24, 17)
+>>> y = synthetic_series("load", weeks=3)
+>>> model = AutoPQ("profile", epochs=1, n_trials=2, blocks=2, sample_size=20).fit(y)  # tiny, for speed
+>>> q = model.predict(y)
+>>> q.shape, q.index[0] == y.index[-1] + pd.Timedelta("1h")
+((24, 17), True)
 """
 
 from __future__ import annotations
