@@ -46,6 +46,7 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=250)
     parser.add_argument("--max-seconds", type=float, default=35 * 60)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, ... (data generation and training)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="default: the package's shipped-model path")
     args = parser.parse_args()
@@ -53,7 +54,7 @@ def main() -> None:
     work = Path(args.work)
     data_dir = work / f"data-n{args.n}-seed{args.data_seed}"
     if args.stage == "data":
-        info = generate_dataset(data_dir, args.n, seed=args.data_seed, shard_size=25_000)
+        info = generate_dataset(data_dir, args.n, seed=args.data_seed, shard_size=25_000, device=args.device)
         print(f"{info.n} stacks in {data_dir} ({info.wall_s:.0f} s)")
         return
     data = load_training_data(data_dir)
@@ -70,8 +71,8 @@ def main() -> None:
         max_seconds=args.max_seconds,
     )
     start = time.perf_counter()
-    result = train(data, work / args.model, cfg, progress_bar=False)
-    loaded = load_model(result.best_path, kind=args.model)
+    result = train(data, work / args.model, cfg, progress_bar=False, device=args.device)
+    loaded = load_model(result.best_path, kind=args.model)  # on the CPU
     out = Path(args.out) if args.out else shipped_model_path(args.model)
     training = dict(loaded.training)
     save_model(
@@ -100,6 +101,7 @@ def main() -> None:
         "train_wall_s": round(result.wall_s, 1),
         "total_wall_s_this_call": round(time.perf_counter() - start, 1),
         "threads": args.threads,
+        "device": args.device,
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "torch": torch.__version__,
         "history": result.history,
