@@ -200,3 +200,17 @@ def test_a_signal_between_attempts_stops_the_job(monkeypatch: pytest.MonkeyPatch
     assert attempts == [0]
     assert info.value.exit_code == 143
     assert signal.getsignal(signal.SIGTERM) is previous  # the handler is put back
+
+
+@pytest.mark.slow  # one start of two ranks plus the timeout: about 30 s on a loaded 2-core machine
+def test_a_frozen_rank_ends_the_job_without_a_retry(tmp_path: Path) -> None:
+    job = _job(tmp_path, "--epochs", "100000", "--timeout", "3")
+    ranks = _ranks(tmp_path, job)
+    os.kill(ranks[1], signal.SIGSTOP)  # frozen: alive, never answers
+    returncode, _out, err = _finish(job, 90)
+    assert returncode == 128 + signal.SIGKILL  # torchrun kills the rank that cannot take SIGTERM
+    assert "stopped answering" in err
+    assert "--timeout of 3 s" in err
+    assert "starting them once more" not in err
+    assert [p for p in ranks if _alive(p)] == []
+    assert list(tmp_path.glob("hai-bnn-*")) == []

@@ -6,8 +6,9 @@ every interface whatever ``host`` says (seen as ``*:PORT`` in ``ss -ltn`` with t
 also with ``--rdzv-endpoint 127.0.0.1:PORT`` and ``--master-addr 127.0.0.1``). For a job on
 one machine this wrapper makes every store the agent hosts on a loopback host listen on a
 socket bound to 127.0.0.1 (``master_listen_fd``, which only the non-libuv server accepts),
-then runs torchrun unchanged. A store on any other host (a multi-node endpoint) is left as
-torchrun makes it.
+then runs torchrun. A store on any other host (a multi-node endpoint) is left as torchrun
+makes it. Also, with ``TORCH_ELASTIC_SHUTDOWN_TIMEOUT`` set, the agent waits at most that long between
+SIGTERM and SIGKILL when it stops ranks after a failure (torch 2.13 waits a fixed 30 s there).
 
 Two more things for :func:`hai.scale.parallel.launch`, which starts it:
 
@@ -68,6 +69,20 @@ def _patch() -> None:
 
     dist.TCPStore = LoopbackTCPStore  # type: ignore[misc]
     c10d_rendezvous_backend.TCPStore = LoopbackTCPStore  # type: ignore[misc]
+
+    # torch 2.13 stops the other ranks after a failure with a fixed 30 s between SIGTERM and
+    # SIGKILL (PContext.close's default, whatever --shutdown-timeout says), so a frozen (stopped)
+    # rank costs 30 s more. Cap every close at TORCH_ELASTIC_SHUTDOWN_TIMEOUT seconds.
+    from torch.distributed.elastic.multiprocessing import api as mp_api
+
+    cap = os.environ.get("TORCH_ELASTIC_SHUTDOWN_TIMEOUT", "")
+    if cap.isdigit():
+        original = mp_api.PContext.close
+
+        def close(self: Any, death_sig: Any = None, timeout: int = 30) -> None:
+            original(self, death_sig, min(int(timeout), int(cap)))
+
+        mp_api.PContext.close = close  # type: ignore[method-assign]
 
 
 def die_with_parent(parent: int | None, sig: int = signal.SIGTERM) -> None:

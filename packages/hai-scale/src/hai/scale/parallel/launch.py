@@ -307,6 +307,9 @@ class JobFailed(HaiError):
 
 
 GRACE_S = 10.0  # how long stopped processes get to exit before SIGKILL
+SHUTDOWN_S = (
+    5  # torchrun's agent: SIGTERM to SIGKILL of its ranks (its default, 30 s, prolongs a frozen rank)
+)
 
 
 class _Supervisor:
@@ -519,6 +522,7 @@ def launch(
             f"--result-file={result_file}",
         ]
         env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
+        env.setdefault("TORCH_ELASTIC_SHUTDOWN_TIMEOUT", str(SHUTDOWN_S))
         loopback = _loopback_interface()
         if loopback is not None and config.device == "cpu" and not cluster:
             env.setdefault("GLOO_SOCKET_IFNAME", loopback)
