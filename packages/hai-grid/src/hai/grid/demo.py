@@ -1,10 +1,12 @@
-"""hai-grid's part of ``hai demo``: N-1 of case118, hai against pandapower.
+"""hai-grid's part of ``hai demo``: N-1 of case118, hai against pandapower, and AutoPQ.
 
 Every in-service line and transformer of pandapower's case118 is taken out in turn (186
 outages) and all outages are solved as one batch by ``solve_batch`` (Newton-Raphson to
 1e-8 MVA). pandapower's ``runpp`` (``tolerance_mva`` 1e-10) solves every fourth outage one by
 one as the reference: the report gives the largest voltage deviation, the islanded outages
-found by both, and the time per outage of each. About 10–20 s on 2 CPU cores.
+found by both, and the time per outage of each. About 10–20 s on 2 CPU cores. Then AutoPQ's
+part (:mod:`hai.grid.autopq.demo`: quantile forecasts of a synthetic load and PV series, their
+calibration against climatology, and the risk they mean for a small network), about a minute.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from hai.grid.batch import solve_batch
 from hai.grid.cases import load_case
 from hai.grid.plots import plot_contingency_voltages
 from hai.grid.powerflow import runpp
-from hai.shared import DemoContext, Figure, Section, Table, resolve_device
+from hai.shared import DemoContext, Figure, MissingPackageError, Section, Table, resolve_device
 
 CASE = "case118"
 REFERENCE_EVERY = 4
@@ -75,7 +77,7 @@ def run(context: DemoContext) -> Section:
         [f"{outages[b][0]} {outages[b][1]}", round(float(np.nanmin(vm[b])), 5), bool(result.islanded[b])]
         for b in worst
     ]
-    return Section(
+    section = Section(
         domain="grid",
         title="Differentiable power flow: N-1 of case118",
         summary=(
@@ -100,3 +102,21 @@ def run(context: DemoContext) -> Section:
         ],
         tables=[Table("Lowest voltages after an outage", ["outage", "min vm_pu", "islanded"], rows)],
     )
+    return _with_autopq(section, context)
+
+
+def _with_autopq(section: Section, context: DemoContext) -> Section:
+    """Append AutoPQ's part (hai.grid.autopq.demo) to the power-flow section: one grid section."""
+    try:
+        from hai.grid.autopq.demo import run as autopq_run
+
+        autopq = autopq_run(context)
+    except MissingPackageError as exc:  # the demo extra installs FrEIA and optuna
+        section.summary += f" (AutoPQ's part is left out: {exc.message}; pip install 'hai-grid[demo]'.)"
+        return section
+    section.title += ", and AutoPQ quantile forecasts with the risk they mean"
+    section.summary += " " + autopq.summary
+    section.metrics.update({f"autopq_{k}": v for k, v in autopq.metrics.items()})
+    section.figures.extend(autopq.figures)
+    section.tables.extend(autopq.tables)
+    return section
