@@ -7,6 +7,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 DISTRIBUTIONS = ["hai-shared"] + [p.parent.name for p in sorted(ROOT.glob("packages/*/pyproject.toml"))]
 DOMAINS = [name.removeprefix("hai-") for name in DISTRIBUTIONS[1:]]
@@ -32,8 +34,10 @@ def test_info_lists_every_distribution_and_command():
     assert sorted(info["demos"]) == sorted(DOMAINS)
 
 
+@pytest.mark.timeout(1500)
 def test_demo_runs_every_domain_and_writes_one_report(tmp_path: Path):
-    result = hai("demo", "--out", str(tmp_path), "--device", "cpu")
+    # every method's part of every domain, on 2 CPU cores: several minutes
+    result = hai("demo", "--out", str(tmp_path), "--device", "cpu", timeout=1400)
     assert result.returncode == 0, result.stdout + result.stderr
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert sorted(metrics["domains"]) == sorted(DOMAINS)
