@@ -214,3 +214,20 @@ def test_a_frozen_rank_ends_the_job_without_a_retry(tmp_path: Path) -> None:
     assert "starting them once more" not in err
     assert [p for p in ranks if _alive(p)] == []
     assert list(tmp_path.glob("hai-bnn-*")) == []
+
+
+@pytest.mark.slow  # one start of two ranks
+def test_a_launcher_killed_with_sigkill_leaves_no_process_and_no_folder(tmp_path: Path) -> None:
+    """The kernel tells the agent (PR_SET_PDEATHSIG); it stops the ranks and removes the folder."""
+    job = _job(tmp_path, "--epochs", "100000")
+    ranks = _ranks(tmp_path, job)
+    agent = _parent(ranks[0])
+    job.kill()
+    job.communicate(timeout=30)
+    deadline = time.monotonic() + STOP_S
+    while (any(_alive(p) for p in (agent, *ranks)) or list(tmp_path.glob("hai-bnn-*"))) and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(0.05)
+    assert [p for p in (agent, *ranks) if _alive(p)] == []
+    assert list(tmp_path.glob("hai-bnn-*")) == []

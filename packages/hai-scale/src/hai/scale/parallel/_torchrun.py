@@ -19,7 +19,8 @@ Two more things for :func:`hai.scale.parallel.launch`, which starts it:
   (SIGTERM, SIGINT: torchrun stops its workers first) exits ``128 + s``.
 - With ``HAI_PARENT_PID=PID`` set (Linux), the agent asks the kernel for SIGTERM when its
   parent dies, so a launcher killed with ``kill -9`` does not leave the ranks training. The
-  ranks find the agent's PID in ``HAI_AGENT_PID``.
+  ranks find the agent's PID in ``HAI_AGENT_PID``; the agent then removes the launcher's job
+  folder ``HAI_JOB_DIR`` (a ``hai-bnn-*`` folder), which the launcher can no longer do.
 """
 
 from __future__ import annotations
@@ -149,8 +150,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"torchrun: {exc.name} failed", file=sys.stderr)
         return _report(exc.failures)
     except SignalException as exc:
+        _orphaned_cleanup(parent)
         return 128 + int(exc.sigval)
     return 0
+
+
+def _orphaned_cleanup(parent: str | None) -> None:
+    """After the launcher died (``kill -9``), remove its job folder ``HAI_JOB_DIR``: nobody else will.
+
+    The agent has stopped its ranks by now (torchrun stops them before it re-raises the signal).
+    """
+    folder = os.environ.get("HAI_JOB_DIR", "")
+    if not parent or str(os.getppid()) == parent or not os.path.basename(folder).startswith("hai-bnn-"):
+        return
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -409,7 +409,7 @@ def _run_job(cmd: list[str], env: dict[str, str], tmp: Path, attempt: int) -> tu
     log_dir = tmp / f"logs-{attempt}"
     report = tmp / f"failures-{attempt}.json"
     full = [*cmd[:3], f"--log-dir={log_dir}", "--redirects=3", *cmd[3:]]
-    env = dict(env, HAI_PARENT_PID=str(os.getpid()), HAI_TORCHRUN_REPORT=str(report))
+    env = dict(env, HAI_PARENT_PID=str(os.getpid()), HAI_TORCHRUN_REPORT=str(report), HAI_JOB_DIR=str(tmp))
     for old in tmp.glob("rank*.pid"):
         old.unlink()
     supervisor = _Supervisor(tmp)
