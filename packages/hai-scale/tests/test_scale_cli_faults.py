@@ -12,6 +12,7 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from hai.scale.data import load_dataset
@@ -237,3 +238,34 @@ def test_check_output_file_leaves_nothing_behind(tmp_path: Path) -> None:
 def test_hai_scale_alone_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["scale"]) == 2
     assert "a command is needed" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [(b"not a safetensors file", "not a readable safetensors checkpoint"), (None, "no training state")],
+)
+def test_resume_from_a_corrupt_or_foreign_checkpoint_is_one_line_and_keeps_the_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, content: bytes | None, match: str
+) -> None:
+    ckpt = tmp_path / "run.safetensors"
+    if content is None:
+        from hai.shared import save_checkpoint
+
+        save_checkpoint(ckpt, {"w": np.zeros(2)})
+    else:
+        ckpt.write_bytes(content)
+    before = ckpt.read_bytes()
+    argv = [
+        "scale",
+        "bnn-train",
+        "--data",
+        "synthetic",
+        "--checkpoint",
+        str(ckpt),
+        "--resume",
+        "--epochs",
+        "1",
+    ]
+    fails_with_one_line(capsys, argv, match)
+    assert ckpt.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["run.safetensors"]
