@@ -6,7 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hai.forecast import LastProfile, ReCycle, SeasonalNaive, backtest, mae, synthetic_cyclic
+from hai.forecast import (
+    AUTO_BASELINES,
+    LastProfile,
+    ReCycle,
+    SeasonalNaive,
+    backtest,
+    mae,
+    make_baseline,
+    synthetic_cyclic,
+)
 from hai.shared import InputError
 
 
@@ -48,7 +57,10 @@ def test_recycle_backtest_reports_baseline_and_costs(y: pd.Series) -> None:
     result = backtest(model, y, step_cycles=2)
     assert result.n_origins == 5
     assert result.baseline is not None
-    base = backtest(LastProfile(), y, step_cycles=2)
+    # the default base, auto, chose one of its candidates; result.baseline is that baseline's forecast
+    assert result.extra["baseline"] in AUTO_BASELINES
+    assert sorted(result.extra["baseline_scores"]) == sorted(AUTO_BASELINES)
+    base = backtest(make_baseline(result.extra["baseline"]), y, step_cycles=2)
     np.testing.assert_array_equal(result.baseline, base.forecast)
     assert result.extra["baseline_metrics"]["mae"] == pytest.approx(base.metrics["mae"])
     d = result.to_dict()

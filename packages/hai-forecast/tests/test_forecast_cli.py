@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 
-from hai.forecast import synthetic_cyclic
+from hai.forecast import AUTO_BASELINES, synthetic_cyclic
 from hai.shared.cli import main
 
 
@@ -78,7 +79,11 @@ def test_backtest_table_output(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "recycle on synthetic: 24 forecasts" in out
-    assert "baseline (last_profile)" in out
+    # the default base is auto: the table names the candidate it chose and the validation MAEs
+    chosen = re.search(r"^baseline \((\w+)\) ", out, re.MULTILINE)
+    assert chosen is not None
+    assert chosen.group(1) in AUTO_BASELINES
+    assert f"baseline auto chose {chosen.group(1)} (validation MAE: last_profile " in out
     assert "energy" in out
 
 

@@ -41,7 +41,7 @@ def test_without_network_it_is_the_baseline_exactly(y: pd.Series) -> None:
 
 
 def test_zero_residual_network_returns_the_baseline_exactly(y: pd.Series) -> None:
-    model = ReCycle(epochs=3, patience=None, **SMALL).fit(y)
+    model = ReCycle(epochs=3, patience=None, baseline="last_profile", **SMALL).fit(y)
     assert model.net_ is not None
     assert not np.array_equal(model.predict(y).to_numpy(), LastProfile().fit(y).predict(y).to_numpy())
     assert isinstance(model.net_, ReCycleNet)
@@ -52,7 +52,7 @@ def test_zero_residual_network_returns_the_baseline_exactly(y: pd.Series) -> Non
 
 
 def test_untrained_recycle_starts_at_its_baseline(y: pd.Series) -> None:
-    model = ReCycle(epochs=0, **SMALL).fit(y)
+    model = ReCycle(epochs=0, baseline="last_profile", **SMALL).fit(y)
     assert np.array_equal(model.predict(y).to_numpy(), LastProfile().fit(y).predict(y).to_numpy())
 
 
@@ -142,7 +142,8 @@ def test_fit_trains_on_the_threads_asked_for_and_restores_the_setting(
     monkeypatch.setattr(neural, "train_network", spy)
     before = torch.get_num_threads()  # 1: the conftest fixture
     ReCycle(epochs=1, threads=threads, **SMALL).fit(y)
-    assert seen == [before if threads is None else threads]
+    # the default baseline, auto, trains one network per candidate
+    assert seen == [before if threads is None else threads] * len(AUTO_BASELINES)
     assert torch.get_num_threads() == before
     with pytest.raises(InputError, match="threads"):
         ReCycle(epochs=1, threads=0).fit(y)
@@ -167,7 +168,7 @@ def test_bad_input(y: pd.Series) -> None:
     )
     with pytest.raises(InputError, match="use cycle_length=48"):
         ReCycle().fit(half_hourly)
-    model = ReCycle(epochs=0).fit(y)
+    model = ReCycle(epochs=0, baseline="last_profile").fit(y)
     with pytest.raises(InputError, match=r"at least 336 steps of history"):
         model.predict(y.iloc[:300])
     with pytest.raises(InputError, match="multiple of nhead"):
@@ -252,8 +253,22 @@ def test_auto_with_network_keeps_the_candidate_with_the_lowest_validation_mae(
     assert loaded.baseline_.name == model.baseline_.name
     assert loaded.baseline_scores_ == model.baseline_scores_
     assert np.array_equal(loaded.predict(y).to_numpy(), model.predict(y).to_numpy())
-    with pytest.raises(InputError, match="validation windows"):
-        ReCycle(baseline="auto", validation_fraction=0.0, epochs=0).fit(y)
+    # nothing to compare on: auto (the default) falls back to the last profile, no scores
+    fallback = ReCycle(validation_fraction=0.0, epochs=0).fit(y)
+    assert fallback.baseline_.name == "last_profile"
+    assert fallback.baseline_scores_ == {}
+    assert np.array_equal(fallback.predict(y).to_numpy(), LastProfile().fit(y).predict(y).to_numpy())
+
+
+def test_the_default_is_the_auto_baseline(y: pd.Series) -> None:
+    assert ReCycle().baseline == "auto"
+    model = ReCycle(use_network=False).fit(y)
+    assert sorted(model.baseline_scores_) == sorted(AUTO_BASELINES)
+    assert model.baseline_.name == min(AUTO_BASELINES, key=lambda n: model.baseline_scores_[n])
+    # a short series: the same-type mean (three weeks of context) has no training window and is
+    # left out; 30 days: validation from day 24, last profile and ten-day mean need 7 + 7/10 + 1
+    short = ReCycle(use_network=False).fit(y.iloc[: 24 * 30])
+    assert sorted(short.baseline_scores_) == ["last_profile", "ten_day_mean"]
 
 
 def test_loss_on_the_residual_target_is_the_loss_of_the_forecast(y: pd.Series) -> None:

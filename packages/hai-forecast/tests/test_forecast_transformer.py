@@ -30,7 +30,9 @@ def test_trains_and_lowers_the_loss(y: pd.Series) -> None:
 
 def test_needs_only_the_history_window(y: pd.Series) -> None:
     assert StepTransformer(history_cycles=3).min_history_cycles == 3
-    assert ReCycle(history_cycles=3).min_history_cycles == 3 + 7  # plus the last_profile context
+    assert ReCycle(history_cycles=3, baseline="last_profile").min_history_cycles == 3 + 7  # its context
+    # the default, auto, before fitting: the widest candidate's context (same-type mean, k=3)
+    assert ReCycle(history_cycles=3).min_history_cycles == 3 + 21
 
 
 def test_tokens_are_steps_not_cycles(y: pd.Series) -> None:

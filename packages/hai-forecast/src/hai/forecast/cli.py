@@ -282,6 +282,10 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
             f"{name:<28} {m['mae']:>10.4g} {m['rmse']:>10.4g} {m['mape']:>8.2f} {m['mase']:>6.3f} "
             f"{m['mase_day']:>6.3f} {m['nse']:>6.3f} {m['rpe']:>6.3f}"
         )
+    scores = result.extra.get("baseline_scores")
+    if scores:
+        listed = ", ".join(f"{name} {mae:.4g}" for name, mae in scores.items())
+        print(f"baseline auto chose {result.extra['baseline']} (validation MAE: {listed})")
     for interval, covered in result.extra.get("interval_coverage", {}).items():
         lo, hi = (float(q[1:]) for q in interval.split("-"))
         print(f"interval {interval}: covers {covered:.1%} of the test values (nominal {hi - lo:.0%})")
@@ -400,9 +404,10 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="recycle", choices=MODEL_CHOICES, help="default recycle")
     p.add_argument(
         "--baseline",
-        default="last_profile",
+        default="auto",
         choices=(*BASELINES, "auto"),
-        help="ReCycle's residual base ('auto': the lowest validation MAE of the recent-historic profiles)",
+        help="ReCycle's residual base (default auto: the recent-historic profile with the lowest "
+        "validation MAE, one network per candidate)",
     )
     p.add_argument(
         "--no-network", action="store_true", help="ReCycle without its network: the baseline alone"

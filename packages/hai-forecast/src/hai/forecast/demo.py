@@ -80,7 +80,7 @@ def run(context: DemoContext) -> Section:
         "seasonal naive": backtest(SeasonalNaive(**cal), y),
         "last profile": backtest(LastProfile(**cal), y),
         "ridge ARX": backtest(RidgeARX(**cal), y),
-        "ReCycle (last profile)": backtest(ReCycle(**train), y),
+        "ReCycle (last profile)": backtest(ReCycle(baseline="last_profile", **train), y),
         "ReCycle (seasonal naive)": backtest(ReCycle(baseline="seasonal_naive", **train), y),
     }
     transformer = StepTransformer(epochs=3, patience=None, **train).fit(y.iloc[: int(len(y) * 0.8)])

@@ -58,7 +58,9 @@ SMALL: dict[str, dict[str, Any]] = {
 def make_forecaster(name: str, *, small: bool = False, **params: Any) -> NeuralForecaster:
     """The zoo model ``name`` with ``params`` (``small``: start from :data:`SMALL`'s sizes).
 
-    The existing transformer and ReCycle get the protocol's MSE loss unless ``loss`` is given.
+    The existing transformer and ReCycle get the protocol's MSE loss unless ``loss`` is given;
+    ReCycle the fixed ``last_profile`` base unless ``baseline`` is given (the study prunes one
+    network).
 
     >>> make_forecaster("patchtst", history_cycles=4, horizon_cycles=8).horizon
     192
@@ -69,6 +71,8 @@ def make_forecaster(name: str, *, small: bool = False, **params: Any) -> NeuralF
     kwargs: dict[str, Any] = dict(SMALL[key]) if small else {}
     if key in ("transformer", "recycle"):
         kwargs.setdefault("loss", "mse")
+    if key == "recycle":  # one network to prune (ReCycle's default, auto, fits one per candidate)
+        kwargs.setdefault("baseline", "last_profile")
     kwargs.update(params)
     return ZOO[key](**kwargs)
 
