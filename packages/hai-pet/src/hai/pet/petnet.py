@@ -59,6 +59,20 @@ from hai.shared.checks import (
     positive_int,
 )
 
+#: File name of the small trained PETNet shipped in the package, next to this module (written by
+#: ``benchmarks/train_shipped_model.py``, whose recipe is in the JSON of the same stem).
+SHIPPED_MODEL = "petnet-clinical.safetensors"
+
+
+def shipped_model_path() -> Path:
+    """The small trained PETNet shipped in the package (geometry-local, clinical preset), the
+    default model of ``hai pet detect``; its recipe is ``shipped_model_path().with_suffix(".json")``.
+
+    >>> shipped_model_path().name
+    'petnet-clinical.safetensors'
+    """
+    return Path(__file__).with_name(SHIPPED_MODEL)
+
 
 def opposite_fan(n_channels: int, crystals_per_ring: int, fan: int) -> torch.Tensor:
     """[C, C] 0/1 matrix: entry (i, j) = 1 when crystal j lies within ±``fan`` crystals of the
@@ -578,16 +592,8 @@ class PETNet:
             raise InputError("fit needs at least 2 samples (training and validation)")
         device = resolve_device(self.device)
         module = self._build().to(device)
-        rng = RngStreams(self.seed).numpy("petnet-split")
-        order = rng.permutation(len(xt))
-        n_val = min(max(1, round(self.validation_fraction * len(xt))), len(xt) - 1)
-        val, train = order[:n_val], order[n_val:]
-        if self.pos_weight == "balanced":
-            self.pos_weight_ = balanced_pos_weight(xt[train], yt[train])
-        elif isinstance(self.pos_weight, str):
-            raise InputError(f"pos_weight must be a number or 'balanced', got {self.pos_weight!r}")
-        else:
-            self.pos_weight_ = float(self.pos_weight)
+        val, train = self._split(len(xt))
+        self.pos_weight_ = self._pos_weight(xt[train], yt[train])
 
         def forward(batch: torch.Tensor) -> torch.Tensor:
             return module(batch)[0]
@@ -595,14 +601,98 @@ class PETNet:
         if isinstance(module, LocalPETNetModule):
             local = module
             xt, yt, row_sample = _active_rows(local, xt, yt)
-            in_val = np.isin(row_sample, val)
-            val, train = np.flatnonzero(in_val), np.flatnonzero(~in_val)
-            if not len(val) or not len(train):
-                raise InputError("fit needs input spikes in both the training and the validation samples")
+            val, train = self._row_split(row_sample, val)
 
             def forward(batch: torch.Tensor) -> torch.Tensor:
                 return local.run_rows(batch)[0].unsqueeze(-1)
 
+        return self._train(module, device, forward, xt, yt, train, val)
+
+    def fit_encodings(self, encodings: SpikeEncoding | list[SpikeEncoding]) -> PETNet:
+        """Train the local network (``local=True``) on sparse spike encodings directly, without
+        densifying [samples, T, C]: the same training as ``fit(x, y)`` on the encodings'
+        non-empty samples stacked in order (``x = dense(nonempty_samples)`` of each, then
+        concatenated), at a memory cost of the input spikes instead of samples × T × C.
+
+        Several encodings (acquisitions) are trained on together; they must share steps and
+        channels.
+        """
+        self._check_params()
+        if not self.local:
+            raise InputError("fit_encodings trains the local network", hint="use local=True, or fit(x, y)")
+        encs = [encodings] if isinstance(encodings, SpikeEncoding) else list(encodings)
+        if not encs:
+            raise InputError("fit_encodings needs at least one encoding")
+        for enc in encs:
+            if (enc.n_channels, enc.n_steps) != (self.n_channels, encs[0].n_steps):
+                raise InputError(
+                    f"the encodings must all have {self.n_channels} channels and {encs[0].n_steps} "
+                    f"steps, one has {enc.n_channels} channels and {enc.n_steps} steps"
+                )
+        device = resolve_device(self.device)
+        module = self._build().to(device)
+        assert isinstance(module, LocalPETNetModule)
+        geometry = module.geometry.to("cpu").numpy() > 0.5  # type: ignore[operator]
+        feats, targets, row_samples, offset = [], [], [], 0
+        for enc in encs:
+            used = enc.nonempty_samples
+            r_sample, r_channel, f = local_features(enc, used, geometry)
+            target = np.zeros(f.shape[:2], dtype=np.float32)
+            hit = enc.label > 0
+            row = np.searchsorted(
+                r_sample * enc.n_channels + r_channel, enc.sample[hit] * enc.n_channels + enc.channel[hit]
+            )
+            target[row, enc.step[hit]] = 1.0
+            feats.append(f)
+            targets.append(target)
+            row_samples.append(np.searchsorted(used, r_sample) + offset)
+            offset += len(used)
+        if offset < 2:
+            raise InputError("fit needs at least 2 samples (training and validation)")
+        xt = torch.from_numpy(np.concatenate(feats))
+        yt = torch.from_numpy(np.concatenate(targets)).unsqueeze(-1)
+        row_sample = np.concatenate(row_samples)
+        val_samples, _ = self._split(offset)
+        val, train = self._row_split(row_sample, val_samples)
+        self.pos_weight_ = self._pos_weight(xt[train, :, 0], yt[train])
+
+        def forward(batch: torch.Tensor) -> torch.Tensor:
+            return module.run_rows(batch)[0].unsqueeze(-1)
+
+        return self._train(module, device, forward, xt, yt, train, val)
+
+    def _split(self, n_samples: int) -> tuple[np.ndarray, np.ndarray]:
+        """Validation and training sample indices (by sample, seeded)."""
+        rng = RngStreams(self.seed).numpy("petnet-split")
+        order = rng.permutation(n_samples)
+        n_val = min(max(1, round(self.validation_fraction * n_samples)), n_samples - 1)
+        return order[:n_val], order[n_val:]
+
+    @staticmethod
+    def _row_split(row_sample: np.ndarray, val_samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        in_val = np.isin(row_sample, val_samples)
+        val, train = np.flatnonzero(in_val), np.flatnonzero(~in_val)
+        if not len(val) or not len(train):
+            raise InputError("fit needs input spikes in both the training and the validation samples")
+        return val, train
+
+    def _pos_weight(self, x: torch.Tensor, y: torch.Tensor) -> float:
+        if self.pos_weight == "balanced":
+            return balanced_pos_weight(x, y)
+        if isinstance(self.pos_weight, str):
+            raise InputError(f"pos_weight must be a number or 'balanced', got {self.pos_weight!r}")
+        return float(self.pos_weight)
+
+    def _train(
+        self,
+        module: PETNetModule | LocalPETNetModule,
+        device: torch.device,
+        forward: Callable[[torch.Tensor], torch.Tensor],
+        xt: torch.Tensor,
+        yt: torch.Tensor,
+        train: np.ndarray,
+        val: np.ndarray,
+    ) -> PETNet:
         optimizer = torch.optim.Adam(module.parameters(), lr=self.lr)
         best, best_state, bad = float("inf"), copy.deepcopy(module.state_dict()), 0
         history: list[EpochRecord] = []
