@@ -89,6 +89,7 @@ BAD_NUMBERS = [
     (["fg-train", "--batch-size", "0"], "--batch-size"),
     (["fg-quality", "--samples", "0"], "--samples"),
     (["fg-quality", "--repeats", "0"], "--repeats"),
+    (["bnn-train", "--threads", "100000"], "--threads: must be at most"),
 ]
 
 
@@ -106,7 +107,6 @@ def test_bad_numbers_are_one_line_and_exit_2(
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.usefixtures("nothing_trained")
 @pytest.mark.parametrize(
     "argv",
     [
@@ -114,13 +114,28 @@ def test_bad_numbers_are_one_line_and_exit_2(
         ["--nproc", "2", "--mode", "sample", "--samples", "1000000000000"],
         ["--hidden", "100000000000"],
         ["--data", "regression", "--hidden", "30000000,30000000"],
+        ["fg-train", "--hidden", "100000000000"],
+        ["fg-train", "--aggregation", "mean", "--tangents", "1000000000000"],
+        ["fg-quality", "--tangents", "1000000000000"],
+        ["fg-quality", "--hidden", "100000000000"],
     ],
-    ids=["samples", "samples-2-ranks", "wide", "deep"],
+    ids=["samples", "samples-2-ranks", "wide", "deep", "fg-wide", "fg-tangents", "quality-k", "quality-wide"],
 )
 def test_sizes_the_machine_cannot_hold_are_refused_up_front(
-    capsys: pytest.CaptureFixture[str], argv: list[str]
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    argv: list[str],
 ) -> None:
-    line = fails_with_one_line(capsys, ["scale", "bnn-train", *argv], "would need about")
+    """BNN training is refused before it starts; forward-gradient training and the quality table at
+    the start of ``fit`` / ``approximation_quality``, before the network or the tangents exist."""
+    monkeypatch.chdir(tmp_path)
+    if not argv[0].startswith("fg-"):
+        request.getfixturevalue("nothing_trained")
+    command = argv if argv[0].startswith("fg-") else ["bnn-train", *argv]
+    line = fails_with_one_line(capsys, ["scale", *command], "would need about")
+    assert list(tmp_path.iterdir()) == []
     assert "of memory; this machine has" in line
 
 

@@ -134,6 +134,10 @@ def _cmd_fg_quality(args: argparse.Namespace) -> int:
 
     _check_out_folder(args.out)
     data = load_classification(args.data, seed=args.seed)
+    if args.model == "mlp":  # refuse a network that cannot be held, before building it
+        from hai.scale.forward_grad.training import check_forward_memory, mlp_size
+
+        check_forward_memory(mlp_size(data.n_features, data.n_classes, args.hidden), 0, "mean", "fg-quality")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(RngStreams(args.seed).entropy("fg-quality-init") & 0x7FFF_FFFF)
         if args.model == "cnn":

@@ -228,6 +228,9 @@ def approximation_quality(
     n = sum(numels)
     dtype = params[0][1].dtype
     device = params[0][1].device
+    from hai.scale.forward_grad.training import check_forward_memory
+
+    check_forward_memory(n, max(ks), "mean", "the approximation quality", itemsize=dtype.itemsize)
     saved = {name: b.detach().clone() for name, b in model.named_buffers()}
     try:
         reference = true_gradient(model, loss_fn, inputs, targets).to(dtype)

@@ -9,6 +9,7 @@ pass); ``gradient="backprop"`` runs ``loss.backward()`` instead, for comparison.
 
 from __future__ import annotations
 
+import itertools
 import numbers
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -23,7 +24,7 @@ from hai.scale.forward_grad.estimator import ForwardGradient
 from hai.scale.forward_grad.tangents import DISTRIBUTIONS, SCOPES, check_tangent_count
 from hai.scale.models import mlp, small_cnn
 from hai.shared import InputError, Measurement, RngStreams, measure, progress, resolve_device
-from hai.shared.checks import positive_float, positive_int
+from hai.shared.checks import check_memory, positive_float, positive_int
 
 GRADIENTS: tuple[str, ...] = ("forward", "backprop")
 ARCHITECTURES: tuple[str, ...] = ("mlp", "cnn")
@@ -47,6 +48,31 @@ class EpochRecord:
 def _as_tensor(x: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
     t = x.detach() if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
     return t.to(dtype) if dtype is not None else t
+
+
+def mlp_size(n_inputs: int, n_outputs: int, hidden: Sequence[int]) -> int:
+    """The number of weights of :func:`hai.scale.models.mlp` ``(n_inputs, n_outputs, hidden)``.
+
+    >>> mlp_size(16, 4, (32,))
+    676
+    """
+    widths = [int(n_inputs), *(int(h) for h in hidden), int(n_outputs)]
+    return sum(a * b + b for a, b in itertools.pairwise(widths))
+
+
+def check_forward_memory(
+    n_weights: int, tangents: int, aggregation: str, what: str, itemsize: int = 4
+) -> None:
+    """Refuse (InputError) a network and tangent count whose arrays this machine cannot hold.
+
+    The weights, their gradient and two optimiser moments (4 P values), and the k × P tangent
+    matrix with as much again for the directional derivatives' work (2 k P; the projection
+    draws at most P tangents).
+    """
+    drawn = min(tangents, n_weights) if aggregation == "projection" else tangents
+    needed = itemsize * (4.0 * n_weights + 2.0 * drawn * n_weights)
+    with_k = f" with {tangents} tangents" if tangents else ""
+    check_memory(needed, f"{what} of a network of {n_weights:,} weights{with_k}")
 
 
 class ForwardGradientClassifier:
@@ -157,9 +183,20 @@ class ForwardGradientClassifier:
             raise InputError("y has a single class; a classifier needs at least two")
         targets = torch.searchsorted(self.classes_, labels)
         streams = RngStreams(self.seed)
+        if self.architecture == "mlp":  # refuse a network that cannot be held, before building it
+            check_forward_memory(
+                mlp_size(x.shape[1], self.classes_.numel(), self.hidden),
+                self.tangents if self.gradient == "forward" else 0,
+                self.aggregation,
+                "forward-gradient training",
+            )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(streams.entropy("init") & 0x7FFF_FFFF)
             model = self._build(x.shape[1], self.classes_.numel())
+        if self.architecture != "mlp":
+            n_weights = sum(p.numel() for p in model.parameters())
+            k = self.tangents if self.gradient == "forward" else 0
+            check_forward_memory(n_weights, k, self.aggregation, "forward-gradient training")
         model = model.to(device)
         loss_fn = nn.CrossEntropyLoss()
         params = list(model.parameters())

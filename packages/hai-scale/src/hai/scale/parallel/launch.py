@@ -45,6 +45,8 @@ from hai.shared.checks import (
     positive_int,
 )
 
+MAX_THREADS = 4 * (os.cpu_count() or 1)  # more torch threads than that only slow training down
+
 
 def hidden_widths(text: str) -> list[int]:
     """argparse type of ``--hidden``: comma-separated positive widths, at least one (64 or 64,64)."""
@@ -162,7 +164,7 @@ def add_bnn_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", default="float32", choices=("float32", "float64"), help="default float32")
     p.add_argument(
         "--threads",
-        type=arg_nonnegative_int(),
+        type=arg_nonnegative_int(maximum=MAX_THREADS),
         default=1,
         help="torch CPU threads per process (default 1; 0: torch's setting)",
     )

@@ -124,6 +124,11 @@ class BNNConfig:
             raise InputError(
                 f"threads must be a positive integer, got {self.threads}", hint="or None for torch's setting"
             )
+        if threads is not None and threads > 4 * (os.cpu_count() or 1):
+            raise InputError(
+                f"threads must be at most {4 * (os.cpu_count() or 1)} (4 per CPU core), got {threads}",
+                hint="more threads than cores only slow training down",
+            )
         if self.loss not in LOSSES:
             raise InputError(f"unknown loss {self.loss!r}", hint=f"use one of {', '.join(LOSSES)}")
         if self.model not in ("mlp", "cnn"):
