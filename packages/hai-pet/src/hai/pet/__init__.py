@@ -67,7 +67,14 @@ from hai.pet.tables import (
 
 _LAZY = {
     name: "hai.pet.petnet"
-    for name in ("PETNet", "PETNetModule", "LocalPETNetModule", "petnet_loss", "balanced_pos_weight")
+    for name in (
+        "PETNet",
+        "PETNetModule",
+        "LocalPETNetModule",
+        "petnet_loss",
+        "balanced_pos_weight",
+        "shipped_model_path",
+    )
 }
 
 
@@ -116,6 +123,7 @@ __all__ = [
     "read_gate",
     "read_gate10_singles",
     "read_singles",
+    "shipped_model_path",
     "simulate",
     "sort_coincidences",
     "sort_scw",
