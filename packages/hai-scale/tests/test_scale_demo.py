@@ -40,6 +40,7 @@ def test_docstring_examples(name: str) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # four methods, three of them on several processes
 def test_demo_runs_and_reports_real_numbers(tmp_path: Path) -> None:
     from hai.scale.demo import run
 
