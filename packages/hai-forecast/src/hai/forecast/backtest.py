@@ -91,10 +91,10 @@ class BacktestResult:
 
 
 def interval_coverage(
-    model: NeuralForecaster, y: Any, origins: np.ndarray, truth: np.ndarray
+    model: NeuralForecaster, y: Any, origins: np.ndarray, truth: np.ndarray, covariates: Any = None
 ) -> dict[str, float]:
     """Fraction of ``truth`` inside each central interval ``q(τ)…q(1 − τ)`` of a quantile model."""
-    quantiles = model.predict_quantiles_at(y, origins)
+    quantiles = model.predict_quantiles_at(y, origins, covariates=covariates)
     qs = model._quantiles
     out: dict[str, float] = {}
     for i, tau in enumerate(qs):
@@ -146,13 +146,16 @@ def backtest(
     step_cycles: int = 1,
     fit: bool = True,
     references: str | Sequence[str | Forecaster] | None = (),
+    covariates: Any = None,
 ) -> BacktestResult:
     """Fit ``model`` on the first ``1 − test_fraction`` of ``y`` and score rolling-origin forecasts.
 
     The split falls on a whole cycle; origins are every ``step_cycles`` cycles from the split
     while a full horizon of truth remains. With ``fit=False`` the model must be fitted already
     (and should not have seen the test part). ``references`` are fitted on the same training
-    part and scored on the same windows (see the module's text).
+    part and scored on the same windows (see the module's text). ``covariates``: future-known
+    inputs covering all of ``y`` (see :meth:`Forecaster.fit`), given to the model and to the
+    references that take covariates (ridge ARX, LightGBM); the naive forecasts ignore them.
     """
     if not isinstance(model, Forecaster):
         raise InputError(f"expected a hai.forecast model, got {type(model).__name__}")
@@ -177,7 +180,7 @@ def backtest(
         full_input = frame
     fit_cost = None
     if fit:
-        model.fit(train_input)
+        model.fit(train_input, covariates=covariates)
         fit_cost = model.fit_cost_
     origins = np.arange(split, len(frame) - model.horizon + 1, step_cycles * L)
     if len(origins) == 0:
@@ -186,7 +189,7 @@ def backtest(
             hint="raise test_fraction or lower horizon_cycles",
         )
     with measure() as predict_cost:
-        forecast = model.predict_at(full_input, origins)
+        forecast = model.predict_at(full_input, origins, covariates=covariates)
     values = frame.to_numpy()
     truth = np.stack([values[o : o + model.horizon] for o in origins.tolist()])
     naive = SeasonalNaive(L, model.horizon_cycles, period=model.period, fill=model.fill).fit(train_input)
@@ -200,18 +203,25 @@ def backtest(
     metrics = evaluate(truth, forecast, week, y_reference_day=reference)
     scored: dict[str, dict[str, Any]] = {}
     for ref in reference_models:
+        ref_covariates = covariates if ref.supports_covariates else None
         try:
-            ref.fit(train_input)
+            ref.fit(train_input, covariates=ref_covariates)
         except InputError as exc:
             if references != "auto":
                 raise
             scored[ref.name] = {"error": str(exc)}  # "auto": a reference the series is too short for
             continue
         scored[ref.name] = {
-            "metrics": evaluate(truth, ref.predict_at(full_input, origins), week, y_reference_day=reference),
+            "metrics": evaluate(
+                truth,
+                ref.predict_at(full_input, origins, covariates=ref_covariates),
+                week,
+                y_reference_day=reference,
+            ),
             "fit_s": ref.fit_cost_.wall_s,
+            **({"covariates": list(ref.covariates_)} if ref.n_covariates else {}),
         }
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = {"covariates": list(model.covariates_)} if model.n_covariates else {}
     if baseline is not None:
         extra["baseline_metrics"] = evaluate(truth, baseline, week, y_reference_day=reference)
         with_base: Any = model  # a ReCycle: the base in use ("auto": its choice) and the scores
@@ -219,7 +229,7 @@ def backtest(
         if getattr(with_base, "baseline_scores_", None):
             extra["baseline_scores"] = dict(with_base.baseline_scores_)
     if isinstance(model, NeuralForecaster) and model.loss == "quantile":
-        extra["interval_coverage"] = interval_coverage(model, full_input, origins, truth)
+        extra["interval_coverage"] = interval_coverage(model, full_input, origins, truth, covariates)
     if isinstance(model, NeuralForecaster):
         extra["epoch_time_s"] = model.epoch_time_s_
         extra["epoch_cpu_s"] = model.epoch_cpu_s_

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import inspect
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Self
 
 import numpy as np
@@ -47,6 +49,9 @@ class Forecaster(ABC):
     """
 
     name = "forecaster"
+
+    #: Whether ``fit``/``predict`` take future-known ``covariates`` (ReCycle, the lag regressions).
+    supports_covariates = False
 
     def __init__(
         self,
@@ -158,11 +163,129 @@ class Forecaster(ABC):
                 f"unknown fill policy {self.fill!r}", hint=f"use one of {', '.join(FILL_POLICIES)}"
             )
 
+    # -- covariates -----------------------------------------------------------------------
+    def _covariate_frame(
+        self, covariates: Any, *, fitting: bool, step: pd.Timedelta | None = None
+    ) -> pd.DataFrame | None:
+        """``covariates`` as a validated frame (the fitted columns, in order), or None.
+
+        Refuses covariates for a model that takes none, or that was fitted without them, and a
+        model fitted with covariates called without them.
+        """
+        names = list(getattr(self, "covariates_", []) or [])
+        if covariates is None:
+            if names and not fitting:
+                raise InputError(
+                    f"this {type(self).__name__} was fitted with the covariates {', '.join(names)}, and "
+                    "none were given",
+                    hint="pass covariates= covering the history and the forecast horizon",
+                )
+            return None
+        if not self.supports_covariates:
+            raise InputError(
+                f"{self.name} takes no covariates",
+                hint="use recycle, ridge_arx or lightgbm for covariates, or leave them out",
+            )
+        if not fitting and not names:
+            raise InputError(
+                f"this {type(self).__name__} was fitted without covariates, and covariates were given",
+                hint="leave them out, or refit with covariates",
+            )
+        if isinstance(covariates, pd.Series):
+            covariates = covariates.to_frame(covariates.name if covariates.name is not None else "covariate")
+        if not isinstance(covariates, pd.DataFrame):
+            raise InputError(
+                f"covariates must be a pandas DataFrame (or Series) indexed by time, got "
+                f"{type(covariates).__name__}"
+            )
+        covariates = covariates.set_axis([str(c) for c in covariates.columns], axis=1)
+        if not fitting:
+            missing = [c for c in names if c not in covariates.columns]
+            if missing:
+                raise InputError(
+                    f"the covariates lack the column(s) {', '.join(missing)} the model was fitted with",
+                    hint=f"give the columns {', '.join(names)}",
+                )
+            covariates = covariates[names]
+        frame = as_frame(covariates, fill=self.fill, name="covariate")  # type: ignore[arg-type]
+        expected = step if step is not None else self.freq_
+        if pd.Timedelta(frame.index.freq) != expected:
+            raise InputError(
+                f"the covariates have a step of {pd.Timedelta(frame.index.freq)}, the series {expected}",
+                hint="resample the covariates to the series' step",
+            )
+        return frame
+
+    @contextmanager
+    def _using_covariates(self, covariates: pd.DataFrame | None) -> Iterator[None]:
+        """Make ``covariates`` the ones :meth:`_covariates_at` reads for the duration of a call."""
+        before = getattr(self, "_active_covariates", None)
+        self._active_covariates = covariates
+        try:
+            yield
+        finally:
+            self._active_covariates = before
+
+    @property
+    def n_covariates(self) -> int:
+        """The number of covariate columns the model was fitted with (0: none)."""
+        return len(getattr(self, "covariates_", []) or [])
+
+    def _covariates_at(self, frame: pd.DataFrame, positions: np.ndarray) -> np.ndarray:
+        """The covariates at ``positions`` of ``frame`` (any shape; may lie past its end):
+        ``positions.shape + (n_covariates,)``, looked up by timestamp."""
+        cov: pd.DataFrame | None = getattr(self, "_active_covariates", None)
+        if cov is None:
+            raise InputError("covariates are needed here, and none were given")
+        positions = np.asarray(positions, dtype=np.int64)
+        try:
+            shift = frame.index[0] - cov.index[0]
+        except TypeError:
+            raise InputError(
+                f"the covariates' timestamps ({cov.index.tz or 'no time zone'}) and the series' "
+                f"({frame.index.tz or 'no time zone'}) are in different time zones",
+                hint="give both in the same zone (or both without one)",
+            ) from None
+        if shift % self.freq_ != pd.Timedelta(0):
+            raise InputError(
+                f"the covariates' timestamps (from {cov.index[0]}) are not on the series' grid "
+                f"(from {frame.index[0]}, step {self.freq_})"
+            )
+        index = positions + int(shift // self.freq_)
+        outside = (index < 0) | (index >= len(cov))
+        if outside.any():
+            first = frame.index[0] + int(positions[outside].reshape(-1)[0]) * self.freq_
+            last = frame.index[0] + (int(positions.max())) * self.freq_
+            raise InputError(
+                f"the covariates ({', '.join(map(str, cov.columns))}) have no value for {first}: they "
+                f"cover {cov.index[0]} to {cov.index[-1]}, and this model needs them up to {last}",
+                hint="give covariates for every step of the history and of the forecast horizon "
+                "(future-known values: a forecast, a calendar, a plan)",
+            )
+        return cov.to_numpy(dtype=np.float64)[index]
+
     # -- fit / predict --------------------------------------------------------------------
-    def fit(self, y: Any) -> Self:
-        """Learn from the series ``y`` (a pandas Series/DataFrame with a regular DatetimeIndex)."""
+    def fit(self, y: Any, covariates: Any = None) -> Self:
+        """Learn from the series ``y`` (a pandas Series/DataFrame with a regular DatetimeIndex).
+
+        ``covariates``: future-known exogenous inputs (temperature, a price, a plan), a
+        DataFrame (or Series) on the same time grid covering at least every step of ``y``; only
+        for models with ``supports_covariates`` (ReCycle, :class:`~hai.forecast.RidgeARX`,
+        :class:`~hai.forecast.GradientBoostedLags`). The model then needs them at ``predict``
+        too, for the history and the forecast horizon. They are inputs, never targets.
+        """
         self._check_params()
         frame = as_frame(y, fill=self.fill)  # type: ignore[arg-type]
+        if hasattr(self, "covariates_"):
+            del self.covariates_  # a refit starts afresh
+        cov = self._covariate_frame(covariates, fitting=True, step=pd.Timedelta(frame.index.freq))
+        if cov is not None:
+            both = [c for c in cov.columns if c in [str(k) for k in frame.columns]]
+            if both:
+                raise InputError(
+                    f"{', '.join(both)} is both a target column and a covariate",
+                    hint="drop it from the series (targets) or from the covariates",
+                )
         step = pd.Timedelta(frame.index.freq)
         check_cycle_length(step, self.cycle_length, self.period)
         self.freq_ = step
@@ -172,8 +295,12 @@ class Forecaster(ABC):
         # The whole cycles that fitting uses end at the end of the series (a leading remainder is
         # dropped); the networks learn cycles that start at this time of the cycle.
         self.cycle_start_: pd.Timestamp = frame.index[len(frame) % int(self.cycle_length)]
-        with measure() as cost:
-            self._fit(frame)
+        self.covariates_: list[str] = [] if cov is None else list(cov.columns)
+        with self._using_covariates(cov):
+            if cov is not None:
+                self._covariates_at(frame, np.array([0, len(frame) - 1]))  # they cover the series
+            with measure() as cost:
+                self._fit(frame)
         self.fit_cost_: Measurement = cost
         return self
 
@@ -204,23 +331,29 @@ class Forecaster(ABC):
             )
         return frame
 
-    def predict(self, history: Any) -> pd.Series | pd.DataFrame:
+    def predict(self, history: Any, covariates: Any = None) -> pd.Series | pd.DataFrame:
         """Forecast the ``horizon`` steps that follow the end of ``history``.
 
         Returns a Series (the model was fitted on a Series) or a DataFrame with the training
-        columns, indexed by the forecast timestamps.
+        columns, indexed by the forecast timestamps. A model fitted with covariates needs them
+        for the history and the whole forecast horizon.
         """
         frame = self._prepare(history)
-        values = self.predict_at(frame, [len(frame)])[0]
+        values = self.predict_at(frame, [len(frame)], covariates=covariates)[0]
         return self._wrap(values, frame.index[-1])
 
-    def predict_at(self, y: Any, origins: Any) -> np.ndarray:
+    def predict_at(self, y: Any, origins: Any, covariates: Any = None) -> np.ndarray:
         """Forecasts from each origin in ``origins`` (integer positions into ``y``).
 
-        The forecast from origin ``o`` uses ``y[:o]`` only; the result has shape
-        ``(len(origins), horizon, n_columns)``.
+        The forecast from origin ``o`` uses ``y[:o]`` only (and the covariates up to the end of
+        its horizon); the result has shape ``(len(origins), horizon, n_columns)``.
         """
         frame = self._prepare(y)
+        cov = self._covariate_frame(covariates, fitting=False)
+        with self._using_covariates(cov):
+            return self._predict_checked(frame, origins)
+
+    def _predict_checked(self, frame: pd.DataFrame, origins: Any) -> np.ndarray:
         positions = np.asarray(origins, dtype=np.int64).reshape(-1)
         need = self.min_history_cycles * self.cycle_length
         if len(positions) and (positions.min() < need or positions.max() > len(frame)):
@@ -230,6 +363,8 @@ class Forecaster(ABC):
                 hint="give a longer history, or fewer history_cycles",
             )
         self._check_origins(frame, positions)
+        if self.n_covariates and len(positions):  # the horizon first: the likeliest gap
+            self._covariates_at(frame, int(positions.max()) + np.arange(self.horizon))
         forecast = self._predict_origins(frame, positions)
         if not np.isfinite(forecast).all():
             raise InputError(

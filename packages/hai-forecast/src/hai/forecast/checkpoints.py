@@ -46,6 +46,8 @@ def save_model(model: Forecaster, path: str | os.PathLike[str]) -> None:
     model._check_fitted()
     tensors: dict[str, Any] = {"freq_ns": np.array([model.freq_.value], dtype=np.int64)}
     extra: dict[str, Any] = {"cycle_start": str(model.cycle_start_)} if hasattr(model, "cycle_start_") else {}
+    if model.n_covariates:
+        extra["covariates"] = list(model.covariates_)
     if isinstance(model, NeuralForecaster):
         tensors["scaler.offset"] = torch.as_tensor(model.scaler_.offset_)
         tensors["scaler.scale"] = torch.as_tensor(model.scaler_.scale_)
@@ -53,6 +55,10 @@ def save_model(model: Forecaster, path: str | os.PathLike[str]) -> None:
             tensors.update({f"net.{k}": v for k, v in model.net_.state_dict().items()})
         if getattr(model, "quantile_offsets_", None) is not None:
             tensors["conformal.offsets"] = torch.as_tensor(model.quantile_offsets_)
+        scaler = getattr(model, "covariate_scaler_", None)
+        if scaler is not None:
+            tensors["covariates.offset"] = torch.as_tensor(scaler.offset_)
+            tensors["covariates.scale"] = torch.as_tensor(scaler.scale_)
         extra.update(
             {
                 "history": [r.to_dict() for r in model.history_],
@@ -165,6 +171,12 @@ def _from_checkpoint(
     if not isinstance(extra, dict):
         raise _bad(path, "malformed extra metadata")
     _restore(model, freq, columns, series_name)
+    covariates = extra.get("covariates") or []
+    if not isinstance(covariates, list) or not all(isinstance(c, str) for c in covariates):
+        raise _bad(path, "a malformed list of covariates")
+    if covariates and not model.supports_covariates:
+        raise _bad(path, f"a {name} model takes no covariates, and the file names {', '.join(covariates)}")
+    model.covariates_ = covariates
     if extra.get("cycle_start") is not None:
         model.cycle_start_ = pd.Timestamp(str(extra["cycle_start"]))
     if isinstance(model, NeuralForecaster):
@@ -202,6 +214,7 @@ def _restore_neural(
             )
         setattr(scaler, f"{part}_", values)
     model.scaler_ = scaler
+    model.covariate_scaler_ = _covariate_scaler(model, tensors, path)
     model.device_ = resolve_device(model.device)
     if isinstance(model, ReCycle):
         choice = extra.get("baseline_choice")
@@ -217,7 +230,15 @@ def _restore_neural(
     unexpected = sorted(
         k
         for k in tensors
-        if k not in ("freq_ns", "scaler.offset", "scaler.scale", "conformal.offsets")
+        if k
+        not in (
+            "freq_ns",
+            "scaler.offset",
+            "scaler.scale",
+            "conformal.offsets",
+            "covariates.offset",
+            "covariates.scale",
+        )
         and not k.startswith("net.")
     )
     model.quantile_offsets_ = None
@@ -269,6 +290,26 @@ def _restore_neural(
     model.stopped_early_ = bool(extra.get("stopped_early", False))
     model.epoch_time_s_ = float(extra.get("epoch_time_s") or float("nan"))
     model.epoch_cpu_s_ = float(extra.get("epoch_cpu_s") or float("nan"))
+
+
+def _covariate_scaler(model: NeuralForecaster, tensors: dict[str, Any], path: Any) -> Scaler | None:
+    """The covariates' scaler (K offsets and scales), present exactly when the model has covariates."""
+    held = [k for k in ("covariates.offset", "covariates.scale") if k in tensors]
+    k = model.n_covariates
+    if not k:
+        if held:
+            raise _bad(path, f"{', '.join(held)} without a list of covariates")
+        return None
+    scaler = Scaler("standard")
+    for part in ("offset", "scale"):
+        t = tensors.get(f"covariates.{part}")
+        if t is None or not t.dtype.is_floating_point or tuple(t.shape) != (k,):
+            raise _bad(path, f"'covariates.{part}' must be {k} floating-point value(s), one per covariate")
+        values = t.double().numpy()
+        if not np.isfinite(values).all() or (part == "scale" and not (values > 0).all()):
+            raise _bad(path, f"'covariates.{part}' holds values that are not finite (or scales not positive)")
+        setattr(scaler, f"{part}_", values)
+    return scaler
 
 
 def _check_sizes(model: NeuralForecaster, weights: dict[str, Any], path: Any) -> None:

@@ -30,9 +30,14 @@ MODEL_CHOICES = (
 )
 
 
-def _load_data(spec: str, args: argparse.Namespace) -> tuple[Any, str | None, str | None, str]:
-    """(series, country, subdiv, label) from a data-set name or a CSV path."""
-    from hai.forecast.data import read_csv
+def _load_data(spec: str, args: argparse.Namespace) -> tuple[Any, str | None, str | None, str, Any]:
+    """(series, country, subdiv, label, covariates or None) from a data-set name or a CSV path.
+
+    A CSV with several numeric columns needs ``--value-column`` (the targets) or
+    ``--covariates`` (the inputs, the other columns being the targets): an extra column such
+    as a temperature is never forecast by accident.
+    """
+    from hai.forecast.data import read_csv, read_csv_with_covariates
     from hai.forecast.datasets import load
 
     if spec.endswith(".csv") or os.path.isfile(spec):
@@ -42,16 +47,34 @@ def _load_data(spec: str, args: argparse.Namespace) -> tuple[Any, str | None, st
         kwargs: dict[str, Any] = {"sep": args.sep} if args.sep is not None else {}
         if args.decimal is not None:
             kwargs["decimal"] = args.decimal
-        frame = read_csv(
-            spec, time_column=time_column, columns=args.value_column, fill=args.fill, tz=args.tz, **kwargs
-        )
+        options: dict[str, Any] = {
+            "time_column": time_column,
+            "columns": args.value_column,
+            "fill": args.fill,
+            "tz": args.tz,
+            **kwargs,
+        }
+        covariates = None
+        if args.covariates:
+            frame, covariates = read_csv_with_covariates(spec, list(args.covariates), **options)
+        else:
+            frame = read_csv(spec, **options)
+            if frame.shape[1] > 1 and args.value_column is None:
+                names = ", ".join(map(str, frame.columns))
+                raise InputError(
+                    f"{Path(spec).name} has {frame.shape[1]} numeric columns ({names}): which are to be "
+                    "forecast, and which are inputs?",
+                    hint="name the target(s) with --value-column (repeat for several) and future-known "
+                    "inputs such as a temperature with --covariates",
+                )
         y: Any = frame.iloc[:, 0] if frame.shape[1] == 1 else frame
-        return y, args.country, args.subdiv, Path(spec).name
+        return y, args.country, args.subdiv, Path(spec).name, covariates
     csv_only = [
         flag
         for flag, value in (
             ("--time-column", args.time_column != "0"),
             ("--value-column", args.value_column),
+            ("--covariates", args.covariates),
             ("--sep", args.sep),
             ("--decimal", args.decimal),
             ("--tz", args.tz),
@@ -65,7 +88,7 @@ def _load_data(spec: str, args: argparse.Namespace) -> tuple[Any, str | None, st
     data = load(spec)
     country = args.country if args.country is not None else data.country
     subdiv = args.subdiv if args.subdiv is not None else data.subdiv
-    return data.y, country, subdiv, data.name
+    return data.y, country, subdiv, data.name, None
 
 
 def _make_model(args: argparse.Namespace, country: str | None, subdiv: str | None) -> Any:
@@ -203,7 +226,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     test_fraction = _test_fraction(args, allow_zero=True)
     _check_output(args.out)
-    y, country, subdiv, label = _load_data(args.data, args)
+    y, country, subdiv, label, covariates = _load_data(args.data, args)
     n_cycles = len(y) // args.cycle_length
     n_test = 0 if test_fraction == 0 else max(1, round(n_cycles * test_fraction))
     if n_cycles - n_test < 1:
@@ -214,7 +237,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         )
     n_train = (n_cycles - n_test) * args.cycle_length
     train = y.iloc[len(y) % args.cycle_length :].iloc[:n_train]
-    model = _make_model(args, country, subdiv).fit(train)
+    model = _make_model(args, country, subdiv).fit(train, covariates=covariates)
     save_model(model, args.out)
     result: dict[str, Any] = {
         "model": model.name,
@@ -222,6 +245,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         "train_steps": len(train),
         "train_end": str(train.index[-1]),
         "checkpoint": str(args.out),
+        "covariates": list(model.covariates_),
         "fit": model.fit_cost_.to_dict(),
     }
     if hasattr(model, "history_"):
@@ -235,7 +259,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result)
         return 0
-    print(f"{model.name} trained on {label} up to {result['train_end']} ({len(train)} steps)")
+    with_covariates = f", covariates {', '.join(model.covariates_)}" if model.n_covariates else ""
+    steps = f"{len(train)} steps{with_covariates}"
+    print(f"{model.name} trained on {label} up to {result['train_end']} ({steps})")
     if hasattr(model, "history_") and model.history_:
         last = model.history_[-1]
         print(
@@ -254,10 +280,10 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     if args.out:
         _check_out_folder(args.out)
         _plot_format("backtest.png")
-    y, country, subdiv, label = _load_data(args.data, args)
+    y, country, subdiv, label, covariates = _load_data(args.data, args)
     model = _make_model(args, country, subdiv)
     references: Any = "auto" if args.references == ["auto"] else [r for r in args.references if r != "none"]
-    result = backtest(model, y, test_fraction=test_fraction, references=references)
+    result = backtest(model, y, test_fraction=test_fraction, references=references, covariates=covariates)
     summary = {"data": label, **result.to_dict()}
     files: dict[str, str] = {}
     if args.out:
@@ -268,8 +294,9 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     if args.json:
         print_json({**summary, "files": files})
         return 0
+    with_covariates = f" with the covariates {', '.join(model.covariates_)}" if model.n_covariates else ""
     print(
-        f"{model.name} on {label}: {result.n_origins} forecasts "
+        f"{model.name} on {label}{with_covariates}: {result.n_origins} forecasts "
         f"from {result.origins[0]} to {result.origins[-1]}"
     )
     rows = [("model", result.metrics)]
@@ -320,8 +347,20 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             + (f"loss {model.loss!r}" if isinstance(model, NeuralForecaster) else "no loss"),
             hint="train with `hai forecast train --loss quantile`",
         )
-    y, _, _, label = _load_data(args.data, args)
-    forecast = model.predict(y)
+    if model.n_covariates and not args.covariates:
+        raise InputError(
+            f"{args.checkpoint} holds a {model.name} trained with the covariates "
+            f"{', '.join(model.covariates_)}, and no --covariates were given",
+            hint=f"add --covariates {' '.join(model.covariates_)} (the CSV's last rows: their values "
+            "over the forecast horizon, the targets left blank)",
+        )
+    if args.covariates and not model.n_covariates:
+        raise InputError(
+            f"{args.checkpoint} holds a {model.name} trained without covariates, and --covariates were given",
+            hint="leave out --covariates, or train with them",
+        )
+    y, _, _, label, covariates = _load_data(args.data, args)
+    forecast = model.predict(y, covariates=covariates)
     frame = (
         forecast.to_frame("forecast") if hasattr(forecast, "to_frame") and forecast.ndim == 1 else forecast
     )
@@ -330,7 +369,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     quantiles = None
     if args.quantiles:
         assert isinstance(model, NeuralForecaster)
-        quantiles = model.predict_quantiles(y)
+        quantiles = model.predict_quantiles(y, covariates=covariates)
         frame = frame.join(quantiles)
     files: dict[str, str] = {}
     if args.out:
@@ -388,6 +427,15 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
         default=None,
         metavar="NAME",
         help="CSV: a column to forecast (repeat for several; default: every numeric column)",
+    )
+    p.add_argument(
+        "--covariates",
+        nargs="+",
+        default=None,
+        metavar="COLUMN",
+        help="CSV: future-known input columns (e.g. temperature) for recycle, ridge_arx and lightgbm, "
+        "never forecast; for predict the CSV's last rows hold their values over the horizon with the "
+        "targets blank (default: none; a CSV with several numeric columns then needs --value-column)",
     )
     p.add_argument("--sep", default=None, help="CSV: the field separator (default ,)")
     p.add_argument("--decimal", default=None, help="CSV: the decimal mark (default .)")

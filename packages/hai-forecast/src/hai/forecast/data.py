@@ -281,6 +281,70 @@ def read_csv(
     >>> [str(t) for t in read_csv(p).index]
     ['2024-03-31 00:00:00+00:00', '2024-03-31 01:00:00+00:00']
     """
+    body = _read_csv_body(path, time_column, columns, tz, read_kwargs)
+    return as_frame(body, freq=freq, fill=fill)
+
+
+def read_csv_with_covariates(
+    path: str | os.PathLike[str],
+    covariates: list[str],
+    *,
+    time_column: str | int = 0,
+    columns: list[str] | None = None,
+    freq: Any = None,
+    fill: FillPolicy = "raise",
+    tz: str | None = None,
+    **read_kwargs: Any,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(targets, covariates)`` from one CSV file: the ``covariates`` columns are inputs only.
+
+    The targets are ``columns`` (default: every other numeric column). The last rows may hold
+    covariates with the targets left blank: the future-known values of a forecast horizon
+    (e.g. the temperature forecast for tomorrow); the targets end at their last filled row.
+    As :func:`read_csv` otherwise.
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "load.csv"
+    >>> _ = p.write_text("time,load,temp\\n2024-01-01 00:00,1,5\\n2024-01-01 01:00,2,6\\n"
+    ...                  "2024-01-01 02:00,3,7\\n2024-01-01 03:00,,8\\n")
+    >>> y, x = read_csv_with_covariates(p, ["temp"])
+    >>> list(y.columns), len(y), list(x.columns), len(x)
+    (['load'], 3, ['temp'], 4)
+    """
+    if not covariates:
+        raise InputError("no covariate column named")
+    wanted = None if columns is None else [*columns, *(c for c in covariates if c not in columns)]
+    body = _read_csv_body(path, time_column, wanted, tz, read_kwargs)
+    missing = [c for c in covariates if c not in body.columns]
+    if missing:
+        raise InputError(
+            f"{os.fspath(path)} has no numeric column(s) {', '.join(missing)} for the covariates",
+            hint=f"numeric columns: {', '.join(map(str, body.columns))}",
+        )
+    both = [c for c in covariates if columns is not None and c in columns]
+    if both:
+        raise InputError(
+            f"{', '.join(both)} is named both as a value column (a target) and as a covariate",
+            hint="a column is one or the other",
+        )
+    targets = list(columns) if columns is not None else [c for c in body.columns if c not in covariates]
+    if not targets:
+        raise InputError(f"{os.fspath(path)} has no column left to forecast besides the covariates")
+    filled = np.flatnonzero(body[targets].notna().any(axis=1).to_numpy())
+    if len(filled) == 0:
+        raise InputError(f"{os.fspath(path)} has no value in the column(s) {', '.join(targets)}")
+    y = as_frame(body[targets].iloc[: int(filled[-1]) + 1], freq=freq, fill=fill)
+    return y, as_frame(body[list(covariates)], freq=freq, fill=fill, name="covariate")
+
+
+def _read_csv_body(
+    path: str | os.PathLike[str],
+    time_column: str | int,
+    columns: list[str] | None,
+    tz: str | None,
+    read_kwargs: dict[str, Any],
+) -> pd.DataFrame:
+    """The numeric value columns of a CSV file on its timestamps (not yet validated as a series)."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise InputError(
@@ -316,7 +380,7 @@ def read_csv(
         raise InputError(f"{path} has no numeric column besides {time_column!r}")
     body.index = index
     body.index.name = None
-    return as_frame(body, freq=freq, fill=fill)
+    return body
 
 
 @dataclass(frozen=True)

@@ -325,6 +325,9 @@ class NeuralForecaster(Forecaster):
         frame = frame.iloc[len(frame) % L :]
         train_o, val_o, val_start = self._window_origins(len(frame))
         self.scaler_ = Scaler(self.scaling).fit(frame.to_numpy()[:val_start])
+        self.covariate_scaler_: Scaler | None = None
+        if self.n_covariates:  # standardised on the training part, as the series
+            self.covariate_scaler_ = Scaler("standard").fit(self._covariates_at(frame, np.arange(val_start)))
         self.device_ = resolve_device(self.device)
         self.history_: list[EpochRecord] = []
         self.best_epoch_ = 0
@@ -476,7 +479,7 @@ class NeuralForecaster(Forecaster):
             raw = raw + offsets[None, None, :, :]
         return np.sort(raw, axis=-1) if Q > 1 else raw
 
-    def predict_quantiles_at(self, y: Any, origins: Any) -> np.ndarray:
+    def predict_quantiles_at(self, y: Any, origins: Any, covariates: Any = None) -> np.ndarray:
         """Quantile forecasts ``(len(origins), horizon, n_columns, n_quantiles)`` from each origin.
 
         The quantiles are ``sorted(quantiles)``, calibrated (``calibration="conformal"``); the
@@ -486,8 +489,10 @@ class NeuralForecaster(Forecaster):
             raise InputError("prediction intervals need a model trained with loss='quantile'")
         frame = self._prepare(y)
         positions = np.asarray(origins, dtype=np.int64).reshape(-1)
-        self.predict_at(frame, positions)  # the checks (history length, origins, finite values)
-        return self._raw_quantiles(frame, positions)
+        cov = self._covariate_frame(covariates, fitting=False)
+        with self._using_covariates(cov):
+            self._predict_checked(frame, positions)  # the checks (history, origins, covariates, finite)
+            return self._raw_quantiles(frame, positions)
 
     def _predict_origins(self, frame: pd.DataFrame, origins: np.ndarray) -> np.ndarray:
         raw = self._raw_quantiles(frame, origins)
@@ -495,7 +500,7 @@ class NeuralForecaster(Forecaster):
             return raw[..., 0]
         return raw[..., self._quantiles.index(0.5)]
 
-    def predict_quantiles(self, history: Any) -> pd.DataFrame:
+    def predict_quantiles(self, history: Any, covariates: Any = None) -> pd.DataFrame:
         """Quantile forecasts (``loss="quantile"``): one column per quantile (``q0.1`` …).
 
         Several target columns give column names ``"<column>|q0.1"``.
@@ -508,7 +513,11 @@ class NeuralForecaster(Forecaster):
             raise InputError(f"a forecast needs at least {need} steps of history, got {len(frame)}")
         origin = np.array([len(frame)])
         self._check_origins(frame, origin)
-        raw = self._raw_quantiles(frame, origin)[0]
+        cov = self._covariate_frame(covariates, fitting=False)
+        with self._using_covariates(cov):
+            if self.n_covariates:
+                self._covariates_at(frame, len(frame) + np.arange(self.horizon))
+            raw = self._raw_quantiles(frame, origin)[0]
         if not np.isfinite(raw).all():
             raise InputError(
                 f"the {self.name} quantile forecast is not finite (NaN or infinity)",

@@ -44,8 +44,10 @@ class ReCycleNet(nn.Module):
     """The one-shot encoder–decoder over cycle tokens.
 
     ``forward(history, history_calendar, future, future_calendar)`` takes history residual
-    tokens ``(B, H, L·C)``, future baseline tokens ``(B, F, L·C)`` and calendars ``(…, 2)``
-    (weekday, day type); it returns the residual ``(B, F·L, C, Q)``.
+    tokens ``(B, H, L·(C + 2K))``, future baseline tokens ``(B, F, L·(C + 2K))`` and calendars
+    ``(…, 2)`` (weekday, day type); it returns the residual ``(B, F·L, C, Q)``. ``K``
+    (``n_covariates``) future-known covariates add two channels each to every step of a token:
+    their residual over the same baseline and their standardised value (none by default).
     """
 
     def __init__(
@@ -62,13 +64,15 @@ class ReCycleNet(nn.Module):
         dim_feedforward: int = 96,
         dropout: float = 0.0,
         n_quantiles: int = 1,
+        n_covariates: int = 0,
     ) -> None:
         super().__init__()
         token = cycle_length * n_features
+        token_in = cycle_length * (n_features + 2 * n_covariates)
         self.cycle_length, self.n_features, self.n_quantiles = cycle_length, n_features, n_quantiles
         self.history_cycles = history_cycles
-        self.encoder_in = nn.Linear(token, d_model)
-        self.decoder_in = nn.Linear(token, d_model)
+        self.encoder_in = nn.Linear(token_in, d_model)
+        self.decoder_in = nn.Linear(token_in, d_model)
         self.weekday = nn.Embedding(7, d_model)
         self.day_type = nn.Embedding(3, d_model)
         self.position = nn.Parameter(torch.randn(history_cycles + horizon_cycles, d_model) * 0.02)
@@ -129,7 +133,10 @@ class ReCycle(NeuralForecaster):
     ``country``/``subdiv`` for holidays (None, the default: no holiday calendar, weekdays only;
     give the country, e.g. ``country="DE"``, whenever it is known: holidays become their own day
     type for the baselines and the network; ``hai.forecast.datasets`` name theirs and the CLI
-    passes them on), ``fill`` for gaps.
+    passes them on), ``fill`` for gaps. Future-known covariates (temperature …) go to
+    ``fit(y, covariates=...)`` and ``predict(history, covariates=...)``: each adds two channels
+    to every step of every token (:class:`ReCycleNet`), its residual over the model's baseline
+    and its standardised value, the decoder's at the forecast steps themselves.
 
     After ``fit``: ``net_`` (the :class:`ReCycleNet`), ``scaler_``, ``baseline_``,
     ``history_`` (per-epoch losses and times), ``best_epoch_``, ``epoch_time_s_`` and
@@ -147,6 +154,7 @@ class ReCycle(NeuralForecaster):
     """
 
     name = "recycle"
+    supports_covariates = True
 
     def __init__(
         self,
@@ -251,10 +259,12 @@ class ReCycle(NeuralForecaster):
         for name in names:
             params = {"baseline": name, "baseline_params": self._baseline_params_for(name) or None}
             candidate = type(self)(**{**self.get_params(), **params})
-            candidate.fit(frame)
+            cov = self._active_covariates
+            candidate.fit(frame, covariates=cov)
             if len(origins):
                 truth = np.stack([values[o : o + self.horizon] for o in origins.tolist()])
-                scores[name] = float(np.mean(np.abs(candidate.predict_at(frame, origins) - truth)))
+                forecast = candidate.predict_at(frame, origins, covariates=cov)
+                scores[name] = float(np.mean(np.abs(forecast - truth)))
             fitted[name] = candidate
         best = fitted[min(names, key=lambda name: scores.get(name, 0.0))]
         keep = {"fit_cost_", "series_name_", "freq_", "columns_", "n_features_"}
@@ -291,6 +301,7 @@ class ReCycle(NeuralForecaster):
             dim_feedforward=int(self.dim_feedforward),
             dropout=float(self.dropout),
             n_quantiles=self.n_quantiles,
+            n_covariates=self.n_covariates,
         )
 
     def _inputs(self, frame: pd.DataFrame, origins: np.ndarray) -> tuple[Batch, np.ndarray]:
@@ -306,11 +317,18 @@ class ReCycle(NeuralForecaster):
         hist_rhp = profiles[np.searchsorted(unique, hist_starts)]  # (N, H, L, C)
         hist = np.stack([values[o - H * L : o] for o in origins.tolist()]).reshape(len(origins), H, L, C)
         scale = self.scaler_.scale_
-        residual = ((hist - hist_rhp) / scale).reshape(len(origins), H, L * C)
+        N = len(origins)
+        residual = (hist - hist_rhp) / scale  # (N, H, L, C)
         # The decoder sees the baseline's shape relative to the window's own mean level (instance
         # normalisation): levels outside the training range (a colder winter) stay in range.
         level = hist.mean(axis=(1, 2))[:, None, :]  # (N, 1, C)
-        future = ((base - level) / scale).reshape(len(origins), F, L * C)
+        future = ((base - level) / scale).reshape(N, F, L, C)
+        if self.n_covariates:
+            cov_hist, cov_future = self._covariate_channels(frame, origins, hist_starts, unique)
+            residual = np.concatenate([residual, cov_hist], axis=-1)
+            future = np.concatenate([future, cov_future], axis=-1)
+        residual = residual.reshape(N, H, -1)
+        future = future.reshape(N, F, -1)
         fut_starts = origins[:, None] + L * np.arange(F)[None, :]
         hw, ht = self._calendar(frame, hist_starts)
         fw, ft = self._calendar(frame, fut_starts)
@@ -321,6 +339,33 @@ class ReCycle(NeuralForecaster):
             "future_calendar": self._tensor(np.stack([fw, ft], axis=-1), torch.long),
         }
         return inputs, base
+
+    def _covariate_channels(
+        self, frame: pd.DataFrame, origins: np.ndarray, hist_starts: np.ndarray, unique: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The covariate channels of the history ``(N, H, L, 2K)`` and forecast ``(N, F, L, 2K)`` cycles.
+
+        Per step: the covariate's residual over the model's own baseline applied to the
+        covariate (the same recent-historic profile the target's residual is taken over, so a
+        load that follows the temperature has a residual that follows the temperature's
+        residual), and its standardised value; the forecast cycles read the future-known values
+        at the forecast steps themselves.
+        """
+        L, H, F = int(self.cycle_length), int(self.history_cycles), int(self.horizon_cycles)
+        N, K = len(origins), self.n_covariates
+        scaler = self.covariate_scaler_
+        assert scaler is not None
+        known = self._covariates_at(frame, np.arange(len(frame)))  # (T, K)
+        cov_frame = pd.DataFrame(known, index=frame.index)
+        hist = np.stack([known[o - H * L : o] for o in origins.tolist()]).reshape(N, H, L, K)
+        hist_base = self.baseline_.profiles_from(cov_frame, unique, 1)[np.searchsorted(unique, hist_starts)]
+        fut = self._covariates_at(frame, origins[:, None] + np.arange(F * L)[None, :]).reshape(N, F, L, K)
+        fut_base = self.baseline_.profiles_from(cov_frame, origins, F).reshape(N, F, L, K)
+
+        def channels(values: np.ndarray, base: np.ndarray) -> np.ndarray:
+            return np.concatenate([(values - base) / scaler.scale_, scaler.transform(values)], axis=-1)
+
+        return channels(hist, hist_base), channels(fut, fut_base)
 
     def _forward(self, net: nn.Module, batch: Batch) -> torch.Tensor:
         return net(batch["history"], batch["history_calendar"], batch["future"], batch["future_calendar"])

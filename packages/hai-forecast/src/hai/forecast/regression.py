@@ -10,7 +10,10 @@ With ``L`` the cycle length, the features of ``t`` are
   same phase one week back (``y[t−7L]``), the mean of the last three cycles of ``t``'s day type
   at that phase, and the level (the mean of the cycle that ends one horizon before ``t``);
 - the calendar of ``t``: weekday (one-hot) and public holiday (``country``/``subdiv`` through
-  the ``holidays`` package; a holiday on a Monday–Saturday).
+  the ``holidays`` package; a holiday on a Monday–Saturday);
+- with future-known ``covariates`` given to ``fit``/``predict`` (temperature …), per covariate
+  its value at ``t`` relative to its value at the reference's step (``<name>_change``: what
+  moves the target away from its reference) and its value at ``t`` (``<name>``).
 
 Both learn the residual of the target over the reference, so a model that learns nothing is
 the last-profile baseline and a level shift between training and test does not pull the
@@ -58,6 +61,7 @@ class LagRegression(Forecaster):
     """The shared feature builder of :class:`RidgeARX` and :class:`GradientBoostedLags`."""
 
     name = "lag_regression"
+    supports_covariates = True
 
     #: Cycles searched back for the same day type (three weeks hold three cycles of each type).
     type_window = 21
@@ -74,7 +78,9 @@ class LagRegression(Forecaster):
     @property
     def feature_names(self) -> list[str]:
         """The names of the columns of :meth:`features` (values relative to ``same_type_lag``)."""
-        return [*VALUE_FEATURES, *(f"weekday_{d}" for d in range(7)), "holiday"]
+        names = getattr(self, "covariates_", [])
+        covariates = [f"{name}{part}" for name in names for part in ("_change", "")]
+        return [*VALUE_FEATURES, *(f"weekday_{d}" for d in range(7)), "holiday", *covariates]
 
     def _phase(self, frame: pd.DataFrame, positions: np.ndarray) -> np.ndarray:
         stamps = self._timestamps(frame, positions)
@@ -99,6 +105,7 @@ class LagRegression(Forecaster):
         match[:, -1] |= ~match.any(axis=1)  # no cycle of that type in reach: the oldest one
         lagged = values[t[:, None] - L * back[None, :]]
         rows = np.arange(len(t))
+        reference_back = back[np.argmax(match, axis=1)]
         reference = lagged[rows, np.argmax(match, axis=1)]
         first3 = match & (np.cumsum(match, axis=1) <= 3)
         same_mean = (lagged * first3).sum(axis=1) / first3.sum(axis=1)
@@ -109,6 +116,11 @@ class LagRegression(Forecaster):
         )
         holiday = (target_type == SUNDAY_HOLIDAY) & (weekday != 6)
         x = np.column_stack([relative, np.eye(7)[weekday], holiday.astype(np.float64)])
+        if self.n_covariates:
+            now = self._covariates_at(frame, t)  # (n, K): future-known at the target's step
+            then = self._covariates_at(frame, t - L * reference_back)
+            pairs = np.stack([now - then, now], axis=-1).reshape(len(t), -1)  # name_change, name
+            x = np.column_stack([x, pairs])
         return x, reference
 
     def _training_positions(self, frame: pd.DataFrame) -> np.ndarray:
