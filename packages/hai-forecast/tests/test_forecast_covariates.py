@@ -19,7 +19,7 @@ from hai.forecast import (
     backtest,
     load_model,
     save_model,
-    synthetic_cyclic,
+    synthetic_with_temperature,
 )
 from hai.forecast.data import read_csv_with_covariates
 from hai.shared import InputError
@@ -33,17 +33,7 @@ NET = {"epochs": 30, "d_model": 16, "dim_feedforward": 32, "seed": 0}
 def load_and_temperature(n_cycles: int = 120, seed: int = 0) -> tuple[pd.Series, pd.Series]:
     """A cyclic load plus EFFECT × a temperature whose daily level wanders (AR(1)): the load's own
     lags cannot foresee it, the future-known temperature explains it."""
-    base = synthetic_cyclic(n_cycles=n_cycles, noise=0.02, seed=seed)
-    rng = np.random.default_rng(seed)
-    level = np.zeros(n_cycles)
-    for day in range(1, n_cycles):
-        level[day] = 0.6 * level[day - 1] + rng.normal(0.0, 1.0)
-    hours = np.arange(24 * n_cycles)
-    swing = 0.5 * np.sin(2 * np.pi * (hours % 24) / 24)
-    temperature = pd.Series(
-        np.repeat(level, 24) + swing + rng.normal(0.0, 0.1, len(hours)), index=base.index, name="temperature"
-    )
-    return (base + EFFECT * temperature).rename("load"), temperature
+    return synthetic_with_temperature(n_cycles, effect=EFFECT, seed=seed)
 
 
 @pytest.fixture(scope="module")

@@ -48,6 +48,7 @@ from hai.forecast.data import (
     regularize,
     resample,
     synthetic_cyclic,
+    synthetic_with_temperature,
 )
 from hai.forecast.datasets import Dataset
 from hai.forecast.losses import LOSSES, make_loss, pinball_loss
@@ -116,6 +117,7 @@ __all__ = [
     "rmse",
     "save_model",
     "synthetic_cyclic",
+    "synthetic_with_temperature",
     "train_network",
     "whole_cycles",
 ]

@@ -555,3 +555,28 @@ def synthetic_cyclic(
         columns[f"load_{i}" if n_series > 1 else "load"] = base + noise * rng.normal(size=len(index))
     frame = pd.DataFrame(columns, index=index)
     return frame["load"] if n_series == 1 else frame
+
+
+def synthetic_with_temperature(
+    n_cycles: int = 120, *, effect: float = 0.2, noise: float = 0.02, seed: int = 0
+) -> tuple[pd.Series, pd.Series]:
+    """``(load, temperature)``: :func:`synthetic_cyclic` plus ``effect × temperature``.
+
+    The temperature's daily level wanders (an AR(1) process, coefficient 0.6, unit steps), plus
+    a daily swing of ±0.5 and noise of 0.1: the load's own lags cannot foresee it, a
+    future-known temperature (a weather forecast) explains it. The test case of covariates.
+
+    >>> y, temperature = synthetic_with_temperature(n_cycles=10)
+    >>> y.name, temperature.name, bool(y.index.equals(temperature.index))
+    ('load', 'temperature', True)
+    """
+    base = synthetic_cyclic(n_cycles=n_cycles, noise=noise, seed=seed)
+    rng = RngStreams(seed).numpy("synthetic_temperature")
+    level = np.zeros(n_cycles)
+    for day in range(1, n_cycles):
+        level[day] = 0.6 * level[day - 1] + rng.normal(0.0, 1.0)
+    hours = np.arange(len(base))
+    swing = 0.5 * np.sin(2 * np.pi * (hours % 24) / 24)
+    values = np.repeat(level, len(base) // n_cycles) + swing + rng.normal(0.0, 0.1, len(hours))
+    temperature = pd.Series(values, index=base.index, name="temperature")
+    return (base + effect * temperature).rename("load"), temperature
