@@ -30,7 +30,7 @@ import scipy.sparse as sp
 import torch
 from scipy.sparse.csgraph import connected_components
 
-from hai.grid.network import CompiledNetwork, compile_network, degrees, injection_matrix
+from hai.grid.network import CompiledNetwork, compile_network, degrees, injection_matrix_sparse
 from hai.grid.newton import NewtonResult, PowerFlowSystem, distributed_slack_system, newton_raphson
 from hai.grid.options import compile_options
 from hai.grid.outages import Screen, solve_outages
@@ -262,13 +262,13 @@ def scenario_sbus(
     net = compiled.net
     sbus = compiled.sbus.numpy()[None, :].repeat(batch, axis=0)
     if load_p_mw is not None or load_q_mvar is not None:
-        c_load = injection_matrix(compiled, "load").numpy()
+        c_load = injection_matrix_sparse(compiled, "load")
         if load_p_mw is not None:
             sbus = sbus - (c_load @ (load_p_mw - net.load.p_mw.to_numpy(dtype=float)[None, :]).T).T
         if load_q_mvar is not None:
             sbus = sbus - 1j * (c_load @ (load_q_mvar - net.load.q_mvar.to_numpy(dtype=float)[None, :]).T).T
     if sgen_p_mw is not None:
-        c_sgen = injection_matrix(compiled, "sgen").numpy()
+        c_sgen = injection_matrix_sparse(compiled, "sgen")
         sbus = sbus + (c_sgen @ (sgen_p_mw - net.sgen.p_mw.to_numpy(dtype=float)[None, :]).T).T
     return np.asarray(sbus)
 

@@ -378,6 +378,20 @@ def injection_matrix(compiled: CompiledNetwork, table: str) -> torch.Tensor:
     return torch.from_numpy(dense)
 
 
+def injection_matrix_sparse(compiled: CompiledNetwork, table: str) -> sp.csr_matrix:
+    """:func:`injection_matrix` as a scipy CSR matrix (one non-zero per element, not a dense
+    n_bus × n_element block: case9241pegase's loads would be 41 million entries)."""
+    df = compiled.net[table]
+    n = len(df)
+    if n == 0:
+        return sp.csr_matrix((compiled.n_bus, 0))
+    lookup = np.asarray(compiled.net._pd2ppc_lookups["bus"], dtype=np.int64)
+    bus = lookup[df.bus.to_numpy(dtype=np.int64)]
+    scale = df.scaling.to_numpy(dtype=float) * df.in_service.to_numpy(dtype=float) / compiled.base_mva
+    keep = (bus >= 0) & (bus < compiled.n_bus) & (scale != 0)
+    return sp.csr_matrix((scale[keep], (bus[keep], np.nonzero(keep)[0])), shape=(compiled.n_bus, n))
+
+
 def degrees(radians: torch.Tensor) -> torch.Tensor:
     """Radians to degrees (pandapower's ``va_degree``)."""
     return radians * (180.0 / math.pi)

@@ -5,6 +5,16 @@ and any step after a failure, starts cold (DC angles), so one bad step cannot po
 (the failure mode of carrying ``init="results"`` across pandapower runs). For many independent
 steps at once, :func:`hai.grid.solve_batch` solves them as one batch instead.
 
+On the CPU, for systems of at least :data:`~hai.grid.newton.CHORD_MIN_UNKNOWNS` unknowns, the
+Jacobian's SuperLU factorisation is reused across iterations and steps
+(:func:`hai.grid.newton.chord_newton`): a step is iterated with the last factorisation while
+each iteration shrinks the exact mismatch by half, and refactorised at the current point when
+it does not (at most ``max_iteration`` factorisations per step, Newton's budget, so a step
+without a solution fails at about Newton's cost). Convergence is
+judged on the exact mismatch as before, so results are as exact; the factorisation (55-85 ms on
+case9241pegase, against 2-6 ms for a solve with it) is what a warm-started step saves.
+``iterations`` then counts linear solves.
+
 >>> import numpy as np
 >>> from hai.grid.cases import load_case
 >>> net = load_case("case14")
@@ -23,7 +33,14 @@ import torch
 
 from hai.grid.batch import BatchResult, _as_matrix, scenario_sbus, to_bus_order
 from hai.grid.network import compile_network, degrees
-from hai.grid.newton import PowerFlowSystem, distributed_slack_system, newton_raphson
+from hai.grid.newton import (
+    CHORD_MIN_UNKNOWNS,
+    JacobianReuse,
+    PowerFlowSystem,
+    chord_newton,
+    distributed_slack_system,
+    newton_raphson,
+)
 from hai.grid.options import compile_options
 from hai.grid.powerflow import NR_MAX_ITERATION, _check_options, initial_voltages
 from hai.shared import InputError, progress, resolve_device
@@ -45,7 +62,8 @@ def run_timeseries(
     ``load_p_mw``, ``load_q_mvar``: (steps, len(net.load)); ``sgen_p_mw``: (steps, len(net.sgen)),
     replacing the net's values step by step (``scaling`` applies). Returns a :class:`BatchResult`
     over steps; steps that did not converge are flagged and NaN. ``progress_bar`` draws a bar
-    over steps (on a terminal).
+    over steps (on a terminal). ``iterations`` counts linear solves per step (on the CPU most
+    of them reuse a factorisation, see the module docstring).
     """
     _check_options("nr", "auto", tolerance_mva, max_iteration)
     dev = resolve_device(device)
@@ -67,6 +85,10 @@ def run_timeseries(
     # from the previous step's, or from Σ Pg − Σ Pd on a cold start
     system = distributed_slack_system(compiled, dev) if distributed else PowerFlowSystem(compiled, device=dev)
     slack: torch.Tensor | None = None
+    # on the CPU the Jacobian's factorisation is kept across iterations and steps (chord steps
+    # while they contract the exact mismatch, refactorised when they do not)
+    chord = system.linear_solver == "superlu" and system.n_var >= CHORD_MIN_UNKNOWNS
+    reuse = JacobianReuse(system) if chord else None
     n = compiled.n_bus
     v_all = torch.full((steps, n), complex("nan"), dtype=torch.complex128)
     converged = torch.zeros(steps, dtype=torch.bool)
@@ -81,14 +103,25 @@ def run_timeseries(
             slack0 = (
                 slack if (previous is not None and slack is not None) else sbus[k : k + 1].real.sum(dim=1)
             )
-        result = newton_raphson(
-            system,
-            start,
-            sbus[k : k + 1],
-            tolerance_mva=tolerance_mva,
-            max_iteration=max_iteration or NR_MAX_ITERATION,
-            slack0=slack0,
-        )
+        if reuse is not None:
+            result = chord_newton(
+                system,
+                start,
+                sbus[k : k + 1],
+                reuse,
+                tolerance_mva=tolerance_mva,
+                max_iteration=max_iteration or NR_MAX_ITERATION,
+                slack0=slack0,
+            )
+        else:
+            result = newton_raphson(
+                system,
+                start,
+                sbus[k : k + 1],
+                tolerance_mva=tolerance_mva,
+                max_iteration=max_iteration or NR_MAX_ITERATION,
+                slack0=slack0,
+            )
         slack = result.slack
         ok = bool(result.converged[0])
         converged[k] = ok
