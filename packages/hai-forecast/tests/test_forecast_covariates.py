@@ -231,3 +231,67 @@ def test_cli_train_then_predict_with_the_horizon_s_covariates(
     one_line_error(
         capsys, [*predict, "--data", str(train_csv), "--covariates", "temperature"], "forecast horizon"
     )
+
+
+def test_edited_covariate_checkpoints_are_refused(data: tuple[pd.Series, pd.Series], tmp_path: Path) -> None:
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from hai.forecast import LastProfile
+    from hai.shared import CheckpointError
+
+    y, temperature = data
+    history = y.iloc[: 24 * 60]
+    sources = {
+        "ridge": RidgeARX().fit(history, covariates=temperature),
+        "recycle": ReCycle(baseline="last_profile", epochs=1, d_model=8, dim_feedforward=8).fit(
+            history, covariates=temperature
+        ),
+        "baseline": LastProfile().fit(history),
+    }
+    for name, model in sources.items():
+        save_model(model, tmp_path / f"{name}.safetensors")
+
+    def rewrite(name: str, edit: object) -> Path:
+        with safe_open(str(tmp_path / f"{name}.safetensors"), framework="pt") as f:
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+            meta = json.loads((f.metadata() or {})["hai"])
+        edit(tensors, meta)  # type: ignore[operator]
+        target = tmp_path / f"edited-{name}.safetensors"
+        save_file(tensors, str(target), metadata={"hai": json.dumps(meta)})
+        return target
+
+    def strip_covariates(tensors: dict[str, object], meta: dict[str, dict[str, object]]) -> None:
+        meta["extra"].pop("covariates")
+        tensors.pop("covariates.offset")
+        tensors.pop("covariates.scale")
+
+    cases = {
+        # the ridge coefficients of 14 features, read as a model without covariates (12)
+        "no covariate names": (
+            "ridge",
+            lambda t, m: m["extra"].pop("covariates"),
+            "ridge.coef",
+        ),
+        "covariates on a baseline": (
+            "baseline",
+            lambda t, m: m["extra"].update(covariates=["temperature"]),
+            "takes no covariates",
+        ),
+        "names not strings": ("ridge", lambda t, m: m["extra"].update(covariates=[1]), "malformed"),
+        "no covariate scaler": ("recycle", lambda t, m: t.pop("covariates.scale"), "covariates.scale"),
+        "a zero covariate scale": (
+            "recycle",
+            lambda t, m: t.__setitem__("covariates.scale", t["covariates.scale"] * 0),
+            "not finite",
+        ),
+        # the network's input layer is sized for the covariate channels
+        "network without covariates": (
+            "recycle",
+            strip_covariates,
+            "encoder_in.weight",
+        ),
+    }
+    for name, edit, needle in cases.values():
+        with pytest.raises(CheckpointError, match=needle):
+            load_model(rewrite(name, edit))
