@@ -90,6 +90,8 @@ def test_the_launcher_passes_every_setting_on_to_its_processes() -> None:
         checkpoint_every=5,
         checkpoint_minutes=2.5,
         resume=True,
+        target="y",
+        task="regression",
     )
     parser = argparse.ArgumentParser()
     add_bnn_arguments(parser)

@@ -255,9 +255,11 @@ def _print_regression(result: dict[str, Any]) -> None:
     def fmt(value: float | None) -> str:
         return "n/a" if value is None else f"{value:.4f}"
 
+    learned = "learned " if result.get("noise") == "learned" else ""
     print(
-        f"mean predictive std (noise std {result['noise_std']:g} included): {fmt(result['std_in_data'])} "
-        f"where the training data lies, {fmt(result['std_in_gap'])} inside its gap"
+        f"mean predictive std ({learned}noise std {result['noise_std']:.4g} included): "
+        f"{fmt(result['std_in_data'])} where the training data lies, "
+        f"{fmt(result['std_in_gap'])} inside its gap"
     )
     times = ", ".join(f"rank {r['rank']}: {r['wall_s']:.1f} s" for r in result["per_rank"])
     print(f"median step time {result['step_time_s'] * 1e3:.1f} ms; wall time {times}")
@@ -338,7 +340,9 @@ def register(parser: argparse.ArgumentParser) -> None:
         "bnn-train",
         help="train a Bayesian neural network, sample-, data- or hybrid-parallel over N processes",
         description="Train a mean-field Gaussian BNN classifier (or, with --data regression, a Bayesian "
-        "regression with the Gaussian likelihood) with the S-sample ELBO. With --nproc N > 1 the "
+        "regression with the Gaussian likelihood, its noise std fixed or learned) with the S-sample ELBO, "
+        "on a named data set or your own (--data FILE.csv --target COLUMN, or FILE.npz with arrays x "
+        "and y; 80/20 train/test split by --split-seed). With --nproc N > 1 the "
         "processes are started through torchrun (gloo on CPU, nccl on CUDA); under torchrun, each "
         "process runs one rank.",
     )

@@ -19,6 +19,8 @@ inequality it is at most the ELBO loss with the same samples.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -28,13 +30,33 @@ from hai.shared import InputError
 LIKELIHOODS: tuple[str, ...] = ("categorical", "gaussian")
 
 
+@dataclass(frozen=True)
+class LogStd:
+    """A learned Gaussian noise: ``value`` is the (trainable, 0-d) tensor log σ."""
+
+    value: torch.Tensor
+
+
+NoiseStd = float | LogStd
+
+
 def check_likelihood(likelihood: str) -> None:
     if likelihood not in LIKELIHOODS:
         raise InputError(f"unknown likelihood {likelihood!r}", hint=f"use one of {', '.join(LIKELIHOODS)}")
 
 
+def _gaussian_scale(noise_std: NoiseStd) -> tuple[Any, Any]:
+    """(σ, log σ) of a fixed noise std (a positive number) or a learned one (a tensor ``log σ``,
+    passed as :class:`LogStd`, so that its gradient flows)."""
+    if isinstance(noise_std, LogStd):
+        return torch.exp(noise_std.value), noise_std.value
+    if not noise_std > 0:
+        raise InputError(f"noise_std must be positive, got {noise_std}")
+    return noise_std, math.log(noise_std)
+
+
 def log_likelihood(
-    outputs: torch.Tensor, target: torch.Tensor, likelihood: str = "categorical", noise_std: float = 1.0
+    outputs: torch.Tensor, target: torch.Tensor, likelihood: str = "categorical", noise_std: NoiseStd = 1.0
 ) -> torch.Tensor:
     """log p(y_b | output_i) for every sample i and example b: an (S, B) tensor.
 
@@ -53,14 +75,13 @@ def log_likelihood(
     if likelihood == "categorical":
         logp = torch.log_softmax(outputs.reshape(s, b, -1), dim=-1)
         return logp.gather(-1, target.reshape(1, b, 1).expand(s, b, 1)).squeeze(-1)
-    if not noise_std > 0:
-        raise InputError(f"noise_std must be positive, got {noise_std}")
-    z = (outputs.reshape(s, b) - target.to(outputs.dtype).unsqueeze(0)) / noise_std
-    return -0.5 * z * z - (math.log(noise_std) + 0.5 * math.log(2 * math.pi))
+    std, log_std = _gaussian_scale(noise_std)
+    z = (outputs.reshape(s, b) - target.to(outputs.dtype).unsqueeze(0)) / std
+    return -0.5 * z * z - (log_std + 0.5 * math.log(2 * math.pi))
 
 
 def nll_sum(
-    outputs: torch.Tensor, target: torch.Tensor, likelihood: str = "categorical", noise_std: float = 1.0
+    outputs: torch.Tensor, target: torch.Tensor, likelihood: str = "categorical", noise_std: NoiseStd = 1.0
 ) -> torch.Tensor:
     """Σ over samples and examples of −log p(y | output).
 
@@ -78,11 +99,10 @@ def nll_sum(
     if likelihood == "categorical":
         s, b = outputs.shape[:2]
         return F.cross_entropy(outputs.reshape(s * b, -1), target.repeat(s).reshape(s * b), reduction="sum")
-    if not noise_std > 0:
-        raise InputError(f"noise_std must be positive, got {noise_std}")
+    std, log_std = _gaussian_scale(noise_std)
     mean = outputs.reshape(outputs.shape[0], outputs.shape[1])
-    z = (mean - target.to(mean.dtype).unsqueeze(0)) / noise_std
-    return (0.5 * z * z).sum() + mean.numel() * (math.log(noise_std) + 0.5 * math.log(2 * math.pi))
+    z = (mean - target.to(mean.dtype).unsqueeze(0)) / std
+    return (0.5 * z * z).sum() + mean.numel() * (log_std + 0.5 * math.log(2 * math.pi))
 
 
 class _VariationalLoss:
@@ -95,6 +115,7 @@ class _VariationalLoss:
         kl_weight: float = 1.0,
         likelihood: str = "categorical",
         noise_std: float = 1.0,
+        log_noise_std: torch.Tensor | None = None,
     ) -> None:
         if dataset_size < 1:
             raise InputError(f"dataset_size must be positive, got {dataset_size}")
@@ -104,7 +125,21 @@ class _VariationalLoss:
         self.dataset_size = int(dataset_size)
         self.kl_weight = float(kl_weight)
         self.likelihood = likelihood
-        self.noise_std = float(noise_std)
+        self.fixed_noise_std = float(noise_std)
+        # a learned noise: the trainable log σ (a parameter of the model, so DDP averages its gradient)
+        self.log_noise_std = log_noise_std
+
+    @property
+    def noise_std(self) -> float:
+        """The likelihood's noise std: the fixed one, or the learned one's current value."""
+        if self.log_noise_std is None:
+            return self.fixed_noise_std
+        return float(torch.exp(self.log_noise_std.detach()))
+
+    @property
+    def noise(self) -> NoiseStd:
+        """What the likelihood functions take: the fixed std, or the learned :class:`LogStd`."""
+        return self.fixed_noise_std if self.log_noise_std is None else LogStd(self.log_noise_std)
 
     def kl_term(self, kl: torch.Tensor) -> torch.Tensor:
         """β·KL/N."""
@@ -122,7 +157,7 @@ class ELBOLoss(_VariationalLoss):
 
     def data_sum(self, outputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Σ_i Σ_b −log p(y_b | x_b, w_i) over the given samples and rows."""
-        return nll_sum(outputs, target, self.likelihood, self.noise_std)
+        return nll_sum(outputs, target, self.likelihood, self.noise)
 
     def __call__(self, outputs: torch.Tensor, target: torch.Tensor, kl: torch.Tensor) -> torch.Tensor:
         s, b = outputs.shape[:2]
@@ -147,7 +182,7 @@ class PredictiveLoss(_VariationalLoss):
 
         Computed as exp(logsumexp − log S), so a sample with a tiny likelihood cannot overflow.
         """
-        ll = log_likelihood(outputs, target, self.likelihood, self.noise_std)
+        ll = log_likelihood(outputs, target, self.likelihood, self.noise)
         return torch.exp(torch.logsumexp(ll, dim=0) - math.log(samples))
 
     def data_sum(self, mean_likelihood: torch.Tensor) -> torch.Tensor:
@@ -155,6 +190,6 @@ class PredictiveLoss(_VariationalLoss):
         return -torch.log(mean_likelihood.clamp_min(torch.finfo(mean_likelihood.dtype).tiny)).sum()
 
     def __call__(self, outputs: torch.Tensor, target: torch.Tensor, kl: torch.Tensor) -> torch.Tensor:
-        ll = log_likelihood(outputs, target, self.likelihood, self.noise_std)
+        ll = log_likelihood(outputs, target, self.likelihood, self.noise)
         log_mean = torch.logsumexp(ll, dim=0) - math.log(ll.shape[0])
         return -log_mean.mean() + self.kl_term(kl)

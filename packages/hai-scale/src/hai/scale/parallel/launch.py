@@ -30,9 +30,9 @@ import torch.distributed as dist
 
 from hai.scale.augment import AUGMENT_PER
 from hai.scale.bnn.layers import ESTIMATORS
-from hai.scale.data import DATASETS
+from hai.scale.data import DATASETS, TASKS, is_data_file
 from hai.scale.parallel._torchrun import die_with_parent, exit_status
-from hai.scale.parallel.training import LOSSES, BNNConfig, config_from_args, train_bnn
+from hai.scale.parallel.training import LEARNED, LOSSES, BNNConfig, config_from_args, train_bnn
 from hai.scale.parallel.workload import MODES
 from hai.shared import HaiError, InputError, resolve_device, write_json
 from hai.shared.checks import (
@@ -63,6 +63,15 @@ def hidden_widths(text: str) -> list[int]:
     return widths
 
 
+def data_name(text: str) -> str:
+    """argparse type of ``--data``: a named data set or a ``.csv``/``.npz`` file name."""
+    if text in DATASETS or is_data_file(text):
+        return text
+    raise argparse.ArgumentTypeError(
+        f"expected one of {', '.join(DATASETS)} or a file ending in .csv or .npz, got {text!r}"
+    )
+
+
 def _target_accuracy(text: str) -> float:
     value = arg_finite_float(text)
     if not 0.0 <= value <= 1.0:
@@ -85,7 +94,22 @@ def add_bnn_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--group-size", type=arg_positive_int(), default=None, help="hybrid: ranks per sample group"
     )
-    p.add_argument("--data", default="digits", choices=DATASETS, help="data set (default digits)")
+    p.add_argument(
+        "--data",
+        default="digits",
+        type=data_name,
+        metavar="{" + ",".join(DATASETS) + "} or FILE",
+        help="data set (default digits), or a data file: FILE.csv (with --target) or FILE.npz (arrays x, y)",
+    )
+    p.add_argument(
+        "--target", default=None, metavar="COLUMN", help="--data FILE.csv: the target column's name"
+    )
+    p.add_argument(
+        "--task",
+        default=None,
+        choices=TASKS,
+        help="--data FILE: classification or regression (default: from the target's values)",
+    )
     p.add_argument("--model", default="mlp", choices=("mlp", "cnn"), help="network (default mlp)")
     p.add_argument("--hidden", type=hidden_widths, default=[64], help="MLP hidden widths, e.g. 64,64")
     p.add_argument("--batch-size", type=arg_positive_int(), default=64, help="global batch size (default 64)")
@@ -107,7 +131,14 @@ def add_bnn_arguments(p: argparse.ArgumentParser) -> None:
         "--noise-std",
         type=float,
         default=None,
-        help="regression: the Gaussian likelihood's noise std (default: the data's, 0.1)",
+        help="regression: the Gaussian likelihood's fixed noise std (default: the data's, 0.1)",
+    )
+    p.add_argument(
+        "--noise",
+        default=None,
+        choices=("fixed", LEARNED),
+        help="regression: a fixed noise std, or one learned with the weights (default: fixed for the "
+        "named data, learned for a data file)",
     )
     p.add_argument("--augment", action="store_true", help="random shifts, rotations and noise")
     p.add_argument(
@@ -231,7 +262,7 @@ def _args_to_argv(config: BNNConfig, timeout_s: float) -> list[str]:
         f"--mode={c.mode}",
         f"--samples={c.samples}",
         f"--loss={c.loss}",
-        f"--data={c.data}",
+        f"--data={Path(c.data).resolve() if is_data_file(c.data) else c.data}",
         f"--model={c.model}",
         "--hidden=" + ",".join(str(h) for h in c.hidden),
         f"--batch-size={c.batch_size}",
@@ -257,8 +288,14 @@ def _args_to_argv(config: BNNConfig, timeout_s: float) -> list[str]:
         argv.append(f"--target-accuracy={c.target_accuracy!r}")
     if c.max_steps is not None:
         argv.append(f"--max-steps={c.max_steps}")
-    if c.noise_std is not None:
+    if c.noise_std == LEARNED:
+        argv.append(f"--noise={LEARNED}")
+    elif c.noise_std is not None:
         argv.append(f"--noise-std={c.noise_std!r}")
+    if c.target is not None:
+        argv.append(f"--target={c.target}")
+    if c.task is not None:
+        argv.append(f"--task={c.task}")
     argv.append(f"--threads={c.threads or 0}")
     if c.checkpoint is not None:
         argv.append(f"--checkpoint={Path(c.checkpoint).resolve()}")

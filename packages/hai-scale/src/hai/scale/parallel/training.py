@@ -41,7 +41,16 @@ from hai.scale.bnn.predictive import (
     regression_metrics,
     reliability,
 )
-from hai.scale.data import REGRESSION_DATASETS, ClassificationData, RegressionData, load_dataset
+from hai.scale.data import (
+    DATASETS,
+    REGRESSION_DATASETS,
+    TASKS,
+    ClassificationData,
+    RegressionData,
+    is_data_file,
+    load_data_file,
+    load_dataset,
+)
 from hai.scale.models import mlp, small_cnn
 from hai.scale.parallel.engine import SamplingParallel, world
 from hai.scale.parallel.workload import MODES, workload
@@ -99,11 +108,13 @@ class BNNConfig:
     target_accuracy: float | None = None
     max_steps: int | None = None
     checkpoint: str | None = None
-    noise_std: float | None = None  # regression: the likelihood's noise std (None: the data's)
+    noise_std: float | str | None = None  # regression: the noise std, "learned", or None: the data's
     threads: int | None = 1  # torch CPU threads per process while training (None: torch's setting)
     checkpoint_every: int | None = None  # also save the training state every N steps
     checkpoint_minutes: float | None = None  # ... and every M minutes (rank 0's clock)
     resume: bool = False  # continue from ``checkpoint`` if that file exists
+    target: str | None = None  # ``data`` a CSV file: its target column (NPZ: the targets' array, "y")
+    task: str | None = None  # ``data`` a file: "classification", "regression" or None (from the target)
 
     def validate(self, world_size: int, local_size: int | None = None) -> None:
         """Raise :class:`InputError` for settings no rank can run (checked before any collective).
@@ -149,10 +160,17 @@ class BNNConfig:
         positive_float("posterior_std", self.posterior_std)
         if self.max_steps is not None:
             positive_int("max_steps", self.max_steps)
-        if self.noise_std is not None and not (
-            isinstance(self.noise_std, numbers.Real) and math.isfinite(self.noise_std) and self.noise_std > 0
+        if (
+            self.noise_std is not None
+            and self.noise_std != LEARNED
+            and not (
+                isinstance(self.noise_std, numbers.Real)
+                and not isinstance(self.noise_std, bool)
+                and math.isfinite(self.noise_std)
+                and self.noise_std > 0
+            )
         ):
-            raise InputError(f"noise_std must be positive and finite, got {self.noise_std!r}")
+            raise InputError(f"noise_std must be positive and finite, or {LEARNED!r}, got {self.noise_std!r}")
         if self.target_accuracy is not None:
             target = finite_float("target_accuracy", self.target_accuracy)
             if not 0.0 <= target <= 1.0:
@@ -164,6 +182,26 @@ class BNNConfig:
         if self.data in DATA_SHAPES:
             n_features, n_outputs, image_shape = DATA_SHAPES[self.data]
             self.check_memory(n_features, n_outputs, image_shape, world_size, local_size)
+        elif is_data_file(self.data):
+            if self.task is not None and self.task not in TASKS:
+                raise InputError(f"unknown task {self.task!r}", hint=f"use one of {', '.join(TASKS)}")
+            data = load_config_data(self)  # every check of the file, before anything starts
+            regression = isinstance(data, RegressionData)
+            self.check_task("regression" if regression else "classification")
+            n_outputs = 1 if isinstance(data, RegressionData) else data.n_classes
+            self.check_memory(data.n_features, n_outputs, None, world_size, local_size)
+        else:
+            raise InputError(
+                f"unknown data set {self.data!r}",
+                hint=f"use one of {', '.join(DATASETS)}, or a data file (.csv or .npz)",
+            )
+        if not is_data_file(self.data):
+            for name in ("target", "task"):
+                if getattr(self, name) is not None:
+                    raise InputError(
+                        f"{name} applies to a data file (.csv or .npz), not the data set {self.data!r}",
+                        hint=f"leave out --{name}",
+                    )
         if self.checkpoint_every is not None:
             positive_int("checkpoint_every", self.checkpoint_every)
         if self.checkpoint_minutes is not None:
@@ -223,11 +261,46 @@ class BNNConfig:
                 )
         elif self.noise_std is not None:
             raise InputError(
-                "noise_std applies to regression only (the Gaussian likelihood)", hint="leave out --noise-std"
+                "noise_std applies to regression only (the Gaussian likelihood)",
+                hint="leave out --noise-std and --noise",
             )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+LEARNED = "learned"  # BNNConfig.noise_std: the Gaussian likelihood's noise std is trained
+NOISE_PARAMETER = "noise_log_std"  # the model's parameter log σ of a learned noise
+_FILE_CACHE: dict[tuple[Any, ...], ClassificationData | RegressionData] = {}
+
+
+def load_config_data(config: BNNConfig) -> ClassificationData | RegressionData:
+    """The data of ``config``: a named data set, or its data file read and split (cached per file
+    and settings, so that validation and training read it once)."""
+    dtype = DTYPES.get(config.dtype, torch.float32)
+    if not is_data_file(config.data):
+        return load_dataset(config.data, seed=config.split_seed, dtype=dtype)
+    path = Path(config.data)
+    try:
+        stat = path.stat()
+        key: tuple[Any, ...] = (
+            str(path.resolve()),
+            stat.st_mtime_ns,
+            stat.st_size,
+            config.target,
+            config.task,
+            config.split_seed,
+            dtype,
+        )
+    except OSError:
+        key = ()
+    if key and key in _FILE_CACHE:
+        return _FILE_CACHE[key]
+    data = load_data_file(path, target=config.target, task=config.task, seed=config.split_seed, dtype=dtype)
+    if key:
+        _FILE_CACHE.clear()
+        _FILE_CACHE[key] = data
+    return data
 
 
 def check_hidden(hidden: Sequence[int]) -> tuple[int, ...]:
@@ -371,7 +444,8 @@ class BNNResult:
     workload: dict[str, Any] = field(default_factory=dict)
     task: str = "classification"
     dataset: str | None = None  # the data's name where it is not config.data
-    noise_std: float | None = None  # regression: the likelihood's noise std used
+    noise_std: float | None = None  # regression: the likelihood's noise std used (learned: its final value)
+    noise: str | None = None  # regression: "fixed" or "learned"
     std_in_data: float | None = None  # regression: mean predictive std inside the data's range
     std_in_gap: float | None = None  # regression: ... inside the data's gap (if it has one)
     model: torch.nn.Module | None = field(default=None, repr=False)  # the trained Bayesian network
@@ -405,6 +479,7 @@ class BNNResult:
                 "std_in_data": self.std_in_data,
                 "std_in_gap": self.std_in_gap,
                 "noise_std": self.noise_std,
+                "noise": self.noise,
             }
         else:
             metrics = {
@@ -466,18 +541,34 @@ def build_model(config: BNNConfig, data: ClassificationData | RegressionData) ->
             base = small_cnn(data.n_classes, data.image_shape)
         else:
             base = mlp(data.n_features, data.n_classes, config.hidden)
-    return to_bayesian(
+    model = to_bayesian(
         base,
         prior=GaussianPrior(std=config.prior_std),
         posterior_std=config.posterior_std,
         estimator=config.estimator,
         inplace=True,
     )
+    if isinstance(data, RegressionData) and learns_noise(config, data):
+        # log σ starts at the training targets' std (all of y taken as noise) and is trained with the
+        # weights: a parameter of the model, so that DDP averages its gradient and checkpoints hold it
+        start = max(float(data.y_train.double().std(unbiased=False)), 1e-3)
+        value = torch.tensor(math.log(start), dtype=next(model.parameters()).dtype)
+        model.register_parameter(NOISE_PARAMETER, torch.nn.Parameter(value))
+    return model
 
 
-def build_loss(config: BNNConfig, data: ClassificationData | RegressionData) -> ELBOLoss | PredictiveLoss:
+def learns_noise(config: BNNConfig, data: RegressionData) -> bool:
+    """Whether the regression of ``config`` on ``data`` learns its noise std: asked for
+    (``noise_std="learned"``), or no std given and the data has none (a data file)."""
+    return config.noise_std == LEARNED or (config.noise_std is None and data.noise_std is None)
+
+
+def build_loss(
+    config: BNNConfig, data: ClassificationData | RegressionData, model: torch.nn.Module | None = None
+) -> ELBOLoss | PredictiveLoss:
     """The loss of ``config`` for ``data``: categorical, or Gaussian with the data's noise std
-    (``config.noise_std`` if set) for regression; N is the training set's size.
+    (``config.noise_std`` if set) for regression; N is the training set's size. A learned noise
+    std uses the parameter ``noise_log_std`` of ``model`` (see :func:`build_model`).
 
     >>> from hai.scale.data import synthetic_regression
     >>> loss = build_loss(BNNConfig(noise_std=0.2), synthetic_regression(64))
@@ -487,8 +578,17 @@ def build_loss(config: BNNConfig, data: ClassificationData | RegressionData) -> 
     loss_cls = PredictiveLoss if config.loss == "predictive" else ELBOLoss
     n_train = int(data.x_train.shape[0])
     if isinstance(data, RegressionData):
-        noise_std = data.noise_std if config.noise_std is None else config.noise_std
-        return loss_cls(n_train, kl_weight=config.kl_weight, likelihood="gaussian", noise_std=noise_std)
+        if learns_noise(config, data):
+            log_std = None if model is None else getattr(model, NOISE_PARAMETER, None)
+            if not isinstance(log_std, torch.Tensor):
+                raise InputError(
+                    "a learned noise std needs the model of build_model(config, data)",
+                    hint="pass model=build_model(config, data)",
+                )
+            return loss_cls(n_train, kl_weight=config.kl_weight, likelihood="gaussian", log_noise_std=log_std)
+        fixed = data.noise_std if config.noise_std is None else config.noise_std
+        assert isinstance(fixed, float | int)
+        return loss_cls(n_train, kl_weight=config.kl_weight, likelihood="gaussian", noise_std=float(fixed))
     return loss_cls(n_train, kl_weight=config.kl_weight)
 
 
@@ -525,7 +625,7 @@ def check_data(data: ClassificationData | RegressionData) -> None:
         raise InputError(
             f"train and test inputs differ in width: {data.x_train.shape[1]} vs {data.x_test.shape[1]}"
         )
-    if isinstance(data, RegressionData) and not data.noise_std > 0:
+    if isinstance(data, RegressionData) and data.noise_std is not None and not data.noise_std > 0:
         raise InputError(f"the data's noise_std must be positive, got {data.noise_std}")
 
 
@@ -678,7 +778,7 @@ def _train_bnn(config: BNNConfig, data: ClassificationData | RegressionData | No
     device = _device(config.device, world_size)
     dtype = DTYPES[config.dtype]
     if data is None:
-        data = load_dataset(config.data, seed=config.split_seed, dtype=dtype)
+        data = load_config_data(config)
     check_data(data)
     regression = isinstance(data, RegressionData)
     config.check_task("regression" if regression else "classification")
@@ -696,8 +796,7 @@ def _train_bnn(config: BNNConfig, data: ClassificationData | RegressionData | No
     augmentation = None
     if config.augment and isinstance(data, ClassificationData):
         augmentation = Augmentation(image_shape=data.image_shape)
-    loss = build_loss(config, data)
-    noise_std = loss.noise_std if regression else None
+    loss = build_loss(config, data, model)
     engine = SamplingParallel(
         model,
         loss,
@@ -746,9 +845,8 @@ def _train_bnn(config: BNNConfig, data: ClassificationData | RegressionData | No
     def evaluate(epoch: int, step: int, train_loss: float, start: float) -> tuple[BNNEpoch, bool]:
         nonlocal probs, predictive
         if isinstance(data, RegressionData):
-            assert noise_std is not None
             outputs = engine.predict_outputs(x_test, samples=config.eval_samples, n_outputs=1, key=epoch)
-            predictive = gaussian_predictive(outputs[..., 0].double(), noise_std)
+            predictive = gaussian_predictive(outputs[..., 0].double(), loss.noise_std)  # learned: now
             assert predictive.variance is not None
             r = regression_metrics(
                 predictive.mean, predictive.variance, y_test.double(), level=COVERAGE_LEVEL
@@ -874,10 +972,29 @@ def _train_bnn(config: BNNConfig, data: ClassificationData | RegressionData | No
         in_data, in_gap = uncertainty_regions(x_train, x_test, data.gap)
         result.task = "regression"
         result.dataset = data.name
-        result.noise_std = noise_std
+        result.noise_std = loss.noise_std
+        result.noise = "learned" if loss.log_noise_std is not None else "fixed"
         result.std_in_data = _mean_std(predictive, in_data.cpu())
         result.std_in_gap = _mean_std(predictive, in_gap.cpu())
+    if is_data_file(config.data):
+        result.dataset = data.name
     return result
+
+
+def _noise_from_args(args: Any) -> float | str | None:
+    """``noise_std`` from ``--noise fixed|learned`` and ``--noise-std``."""
+    noise, std = getattr(args, "noise", None), getattr(args, "noise_std", None)
+    if noise == LEARNED:
+        if std is not None:
+            raise InputError(
+                "--noise learned trains the noise std; --noise-std fixes it", hint="give one of the two"
+            )
+        return LEARNED
+    if noise == "fixed" and std is None and is_data_file(str(getattr(args, "data", ""))):
+        raise InputError(
+            "a data file has no known noise std to fix", hint="give --noise-std VALUE, or use --noise learned"
+        )
+    return std
 
 
 def config_from_args(args: Any) -> BNNConfig:
@@ -908,16 +1025,19 @@ def config_from_args(args: Any) -> BNNConfig:
         target_accuracy=args.target_accuracy,
         max_steps=args.max_steps,
         checkpoint=args.checkpoint,
-        noise_std=getattr(args, "noise_std", None),
+        noise_std=_noise_from_args(args),
         threads=getattr(args, "threads", 1) or None,
         checkpoint_every=getattr(args, "checkpoint_every", None),
         checkpoint_minutes=getattr(args, "checkpoint_minutes", None),
         resume=bool(getattr(args, "resume", False)),
+        target=getattr(args, "target", None),
+        task=getattr(args, "task", None),
     )
 
 
 __all__ = [
     "COVERAGE_LEVEL",
+    "LEARNED",
     "LOSSES",
     "MODES",
     "BNNConfig",
@@ -929,6 +1049,8 @@ __all__ = [
     "check_hidden",
     "check_output_file",
     "config_from_args",
+    "learns_noise",
+    "load_config_data",
     "model_tensors",
     "network_size",
     "step_memory_bytes",
