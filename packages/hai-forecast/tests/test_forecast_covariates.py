@@ -295,3 +295,27 @@ def test_edited_covariate_checkpoints_are_refused(data: tuple[pd.Series, pd.Seri
     for name, edit, needle in cases.values():
         with pytest.raises(CheckpointError, match=needle):
             load_model(rewrite(name, edit))
+
+
+def test_quantiles_and_interval_coverage_with_covariates(data: tuple[pd.Series, pd.Series]) -> None:
+    y, temperature = data
+    history = y.iloc[: 24 * 60]
+    params = {"baseline": "last_profile", "loss": "quantile", "epochs": 2, "patience": None, "d_model": 8}
+    model = ReCycle(dim_feedforward=8, **params).fit(history, covariates=temperature)
+    quantiles = model.predict_quantiles(history, covariates=temperature)
+    assert list(quantiles.columns) == ["q0.1", "q0.5", "q0.9"]
+    # the median column is the point forecast, with the same covariates
+    point = model.predict(history, covariates=temperature)
+    np.testing.assert_array_equal(quantiles["q0.5"].to_numpy(), point.to_numpy())
+    with pytest.raises(InputError, match="fitted with the covariates"):
+        model.predict_quantiles(history)
+    with pytest.raises(InputError, match="forecast horizon"):
+        model.predict_quantiles(history, covariates=temperature.iloc[: 24 * 60 + 12])
+    series = y.iloc[: 24 * 70]
+    tested = ReCycle(dim_feedforward=8, **params)
+    result = backtest(tested, series, covariates=temperature)
+    # the backtest's coverage is that of the quantiles with the covariates, counted by hand
+    origins = np.array([series.index.get_loc(o) for o in result.origins])
+    q = tested.predict_quantiles_at(series, origins, covariates=temperature)
+    inside = (result.truth >= q[..., 0]) & (result.truth <= q[..., 2])
+    assert result.extra["interval_coverage"]["q0.1-q0.9"] == pytest.approx(float(inside.mean()), abs=1e-12)
