@@ -266,7 +266,6 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     from hai.pet.petnet import PETNet, shipped_model_path
     from hai.pet.scanner import get_scanner
     from hai.pet.sorter import coincidence_tree
-    from hai.pet.spikes import spikes_to_pairs
 
     _check_output(args.out, "--out")
     model = args.checkpoint
@@ -304,9 +303,15 @@ def _cmd_detect(args: argparse.Namespace) -> int:
             hint="give --checkpoint FILE trained for this scanner (`hai pet train --preset ...`)",
         )
     start = time.perf_counter()
-    _, enc = _encode(singles, preset, steps, bin_ns)
-    pairs = spikes_to_pairs(
-        net.predict_spikes(enc), enc, singles, window_ns=window_ns, tolerance_steps=tolerance
+    pairs = net.predict_pairs(
+        singles,
+        window_ns=window_ns,
+        crystals_per_sector=scanner.crystals_per_sector,
+        crystals_per_ring=scanner.crystals_per_ring,
+        bin_ns=bin_ns,
+        n_steps=steps,
+        tolerance_steps=tolerance,
+        overlap=not args.no_overlap,
     )
     seconds = time.perf_counter() - start
     coincidences = coincidence_tree(singles, pairs)
@@ -320,6 +325,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         "coincidences": len(coincidences),
         "window_ns": window_ns,
         "tolerance_steps": tolerance,
+        "overlap": not args.no_overlap,
         "detect_s": round(seconds, 4),
         "singles_per_s": round(len(singles) / seconds) if seconds > 0 else None,
     }
@@ -479,6 +485,11 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--tolerance-steps",
         type=arg_nonnegative_int(),
         help="predicted-spike time tolerance (default: the checkpoint's, else 2)",
+    )
+    p.add_argument(
+        "--no-overlap",
+        action="store_true",
+        help="one tiling of time samples only (default: a second, shifted by half a sample, for the edges)",
     )
     p.add_argument("--metrics", action="store_true", help="score against the truth (eventID, comptonPhantom)")
     p.add_argument("--device", default="cpu")

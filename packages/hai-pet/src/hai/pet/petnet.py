@@ -41,7 +41,8 @@ import torch
 from snntorch import surrogate
 from torch import nn
 
-from hai.pet.spikes import SpikeEncoding
+from hai.pet.spikes import SpikeEncoding, encode_spikes, spikes_to_singles
+from hai.pet.tables import GateTree
 from hai.shared import (
     CheckpointError,
     InputError,
@@ -818,6 +819,84 @@ class PETNet:
             empty = np.zeros(0, dtype=np.int64)
             return empty, empty, empty
         return tuple(np.concatenate([o[k] for o in out]).astype(np.int64) for k in range(3))  # type: ignore[return-value]
+
+    def select_singles(
+        self,
+        singles: GateTree,
+        *,
+        crystals_per_sector: int,
+        bin_ns: float,
+        n_steps: int,
+        crystals_per_ring: int | None = None,
+        tolerance_steps: int = 0,
+        overlap: bool = True,
+        method: str = "parallel",
+    ) -> np.ndarray:
+        """Rows of ``singles`` that PETNet marks as part of a coincidence, from the singles
+        themselves (encoded into ``n_steps`` × ``bin_ns`` samples, run, mapped back).
+
+        A sample is a closed window: a pair that straddles two samples is out of reach, and a
+        pair in a sample's last or first steps is often missed (the output spike would come after
+        the window ends, or the membrane has not charged). With ``overlap`` (default) the singles
+        are encoded a second time with the samples shifted by half a sample, and each single takes
+        the decision of the tiling in which it lies further from its sample's edges.
+        """
+        opts: dict[str, Any] = {
+            "n_crystals": self.n_channels,
+            "crystals_per_sector": crystals_per_sector,
+            "crystals_per_ring": crystals_per_ring,
+            "bin_ns": bin_ns,
+            "n_steps": n_steps,
+        }
+
+        def run(enc: SpikeEncoding) -> tuple[np.ndarray, np.ndarray]:
+            chosen = np.zeros(len(singles), dtype=bool)
+            rows = spikes_to_singles(
+                self.predict_spikes(enc, method=method), enc, tolerance_steps=tolerance_steps
+            )
+            chosen[rows] = True
+            margin = np.minimum(enc.single_step, enc.n_steps - 1 - enc.single_step)
+            return chosen, margin
+
+        first = encode_spikes(singles, **opts)
+        chosen, margin = run(first)
+        if overlap and first.n_steps > 1:
+            shifted = encode_spikes(singles, **opts, start_s=first.start_s - (n_steps // 2) * bin_ns * 1e-9)
+            chosen_b, margin_b = run(shifted)
+            chosen = np.where(margin_b > margin, chosen_b, chosen)
+        return np.flatnonzero(chosen)
+
+    def predict_pairs(
+        self,
+        singles: GateTree,
+        *,
+        window_ns: float,
+        crystals_per_sector: int,
+        bin_ns: float,
+        n_steps: int,
+        crystals_per_ring: int | None = None,
+        tolerance_steps: int = 0,
+        overlap: bool = True,
+        method: str = "parallel",
+    ) -> np.ndarray:
+        """Coincidence pairs (rows of ``singles``): the singles of :meth:`select_singles`,
+        chained in time (gap ≤ ``window_ns``), chains of exactly two (as
+        :func:`hai.pet.spikes_to_pairs`)."""
+        from hai.pet.sorter import sort_scw
+
+        rows = self.select_singles(
+            singles,
+            crystals_per_sector=crystals_per_sector,
+            bin_ns=bin_ns,
+            n_steps=n_steps,
+            crystals_per_ring=crystals_per_ring,
+            tolerance_steps=tolerance_steps,
+            overlap=overlap,
+            method=method,
+        )
+        if len(rows) < 2:
+            return np.zeros((0, 2), dtype=np.int64)
+        return rows[sort_scw(singles.select(rows), window_ns).pairs]
 
     def save(self, path: str | os.PathLike[str], *, metadata: dict[str, Any] | None = None) -> Path:
         """Write the fitted weights and parameters as a hai checkpoint (safetensors + JSON).

@@ -26,7 +26,7 @@ from hai.pet.metrics import true_pairs
 from hai.pet.sorter import sort_scw
 from hai.pet.tables import GateTree, check_singles
 from hai.shared import InputError
-from hai.shared.checks import positive_float, positive_int
+from hai.shared.checks import finite_float, positive_float, positive_int
 
 
 @dataclass
@@ -97,12 +97,13 @@ def encode_spikes(
     bin_ns: float = 0.5,
     n_steps: int = 1000,
     include_scatter: bool = False,
+    start_s: float | None = None,
 ) -> SpikeEncoding:
     """Encode time-ordered singles as spike trains of ``n_steps`` bins of ``bin_ns`` each.
 
     The channel of a single is its global crystal ``ring * crystals_per_ring + c`` (from
     ``rsectorID`` and ``crystalID``, see :meth:`hai.pet.Scanner.global_crystal`); consecutive
-    samples tile the time from the first single on.
+    samples tile the time from ``start_s`` (s; default the first single's time, at most that).
     """
     bin_ns = positive_float("bin_ns", bin_ns)
     n_steps = positive_int("n_steps", n_steps)
@@ -126,7 +127,9 @@ def encode_spikes(
         raise InputError(
             f"crystal indices fall outside 0 … {n_crystals - 1}", hint="check the scanner geometry"
         )
-    start = float(t[0])
+    start = float(t[0]) if start_s is None else finite_float("start_s", start_s)
+    if start > t[0]:
+        raise InputError(f"start_s ({start!r} s) is after the first single ({float(t[0])!r} s)")
     bins = np.floor((t - start) / (bin_ns * 1e-9)).astype(np.int64)
     sample, step = np.divmod(bins, n_steps)
     target = np.zeros(len(t), dtype=bool)
