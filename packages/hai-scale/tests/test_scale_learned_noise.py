@@ -193,3 +193,28 @@ def test_two_processes_learn_the_same_sigma_as_one() -> None:
     for a, b in zip(one["history"], two["history"], strict=True):
         assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-5)
         assert b["test_nll"] == pytest.approx(a["test_nll"], rel=1e-4)
+
+
+def test_a_learned_noise_run_resumes_to_the_uninterrupted_run(tmp_path: Path) -> None:
+    def config(name: str, **extra: Any) -> BNNConfig:
+        return BNNConfig(
+            data="regression",
+            hidden=(8,),
+            samples=2,
+            batch_size=32,
+            epochs=3,
+            eval_samples=4,
+            noise_std="learned",
+            checkpoint=str(tmp_path / name),
+            **extra,
+        )
+
+    full = train_bnn(config("full.safetensors"))
+    train_bnn(config("part.safetensors", max_steps=11))  # 8 steps per epoch: stops inside epoch 2
+    resumed = train_bnn(config("part.safetensors", resume=True))
+    assert [h.train_loss for h in resumed.history] == [h.train_loss for h in full.history]
+    assert resumed.noise_std == full.noise_std
+    assert full.model is not None
+    assert resumed.model is not None
+    mine = dict(resumed.model.named_parameters())["noise_log_std"]
+    assert torch.equal(mine, dict(full.model.named_parameters())["noise_log_std"])
