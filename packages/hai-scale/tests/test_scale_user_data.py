@@ -269,6 +269,8 @@ def test_options_of_a_file_are_refused_for_a_named_data_set(
     fails_with_one_line(
         capsys, ["--data", str(sep_csv), "--target", "label", "--noise-std", "0.1"], "regression only"
     )
+    cnn = ["--nproc", "2", "--mode", "sample", "--data", str(sep_csv), "--target", "label", "--model", "cnn"]
+    fails_with_one_line(capsys, cnn, "the CNN needs image data")
     with pytest.raises(InputError, match="unknown task"):
         BNNConfig(data=str(sep_csv), target="label", task="ranking").validate(1)
 

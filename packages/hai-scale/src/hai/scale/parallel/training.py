@@ -185,6 +185,10 @@ class BNNConfig:
         elif is_data_file(self.data):
             if self.task is not None and self.task not in TASKS:
                 raise InputError(f"unknown task {self.task!r}", hint=f"use one of {', '.join(TASKS)}")
+            if self.model == "cnn":
+                raise InputError(
+                    "the CNN needs image data, and a data file's rows are not images", hint="use --model mlp"
+                )
             data = load_config_data(self)  # every check of the file, before anything starts
             regression = isinstance(data, RegressionData)
             self.check_task("regression" if regression else "classification")
