@@ -42,7 +42,6 @@ from hai.pet import (
     shipped_model_path,
     simulate,
     sort_coincidences,
-    spikes_to_pairs,
 )
 from hai.pet.simulate import Source
 from hai.shared import write_json
@@ -78,8 +77,8 @@ def _source(kind: str, activity: float, length_mm: float) -> Source:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--patience", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--patience", type=int, default=5)
     parser.add_argument("--lr", type=float, default=5e-3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every acquisition's length")
@@ -146,21 +145,30 @@ def main() -> None:
     held_out = []
     for spec in HELD_OUT:
         singles = acquire(spec)
-        enc = encode_spikes(singles, **opts)
-        pairs = spikes_to_pairs(
-            net.predict_spikes(enc), enc, singles, window_ns=WINDOW_NS, tolerance_steps=TOLERANCE_STEPS
-        )
-        pet = pair_metrics(coincidence_tree(singles, pairs), singles)
-        sorter = pair_metrics(
-            sort_coincidences(
+        kw: dict[str, Any] = {
+            "window_ns": WINDOW_NS,
+            "crystals_per_sector": scanner.crystals_per_sector,
+            "crystals_per_ring": scanner.crystals_per_ring,
+            "bin_ns": BIN_NS,
+            "n_steps": STEPS,
+            "tolerance_steps": TOLERANCE_STEPS,
+        }
+        pet = pair_metrics(coincidence_tree(singles, net.predict_pairs(singles, **kw)), singles)
+        one_tiling = net.predict_pairs(singles, overlap=False, **kw)
+        one = pair_metrics(coincidence_tree(singles, one_tiling), singles)
+        sorter = {  # takeWinnerOfGoods at the facing-fan cut, at PETNet's window and at 1 ns
+            window: pair_metrics(
+                sort_coincidences(
+                    singles,
+                    window,
+                    policy="takeWinnerOfGoods",
+                    min_sector_difference=10,
+                    sectors=scanner.sectors,
+                ).coincidences,
                 singles,
-                WINDOW_NS,
-                policy="takeWinnerOfGoods",
-                min_sector_difference=10,
-                sectors=scanner.sectors,
-            ).coincidences,
-            singles,
-        )
+            ).f1
+            for window in (WINDOW_NS, 1.0)
+        }
         kind, activity, phantom_r, seconds, seed = spec
         held_out.append(
             {
@@ -172,7 +180,9 @@ def main() -> None:
                 "singles": len(singles),
                 "true_pairs": pet.n_true,
                 "petnet_f1": pet.f1,
-                "sorter_takeWinnerOfGoods_msd10_f1": sorter.f1,
+                "petnet_one_tiling_f1": one.f1,
+                "sorter_takeWinnerOfGoods_msd10_f1": sorter[WINDOW_NS],
+                "sorter_takeWinnerOfGoods_msd10_1ns_f1": sorter[1.0],
             }
         )
         print(f"held out {held_out[-1]}", flush=True)
