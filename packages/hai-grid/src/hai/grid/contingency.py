@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hai.grid.batch import _branch_rows, batch_with_screening
+from hai.grid.batch import batch_with_screening
 from hai.grid.network import PQ, CompiledNetwork, compile_network
 from hai.grid.options import compile_options
 from hai.shared import InputError
@@ -84,15 +84,22 @@ class _Branches:
         yf = compiled.yf_scipy.tocsr()
         yt = compiled.yt_scipy.tocsr()
         branch = compiled.ppci["branch"]
-        for pos, index in enumerate(table.index):
-            rows = _branch_rows(compiled, element, int(index))
-            if rows.size == 0:
-                continue
-            k = int(rows[0])
-            f = int(np.real(branch[k, F_BUS]))
-            t = int(np.real(branch[k, T_BUS]))
-            self.live[pos], self.f[pos], self.t[pos] = True, f, t
-            self.y[pos] = (yf[k, f], yf[k, t], yt[k, f], yt[k, t])
+        lookup = net._pd2ppc_lookups["branch"]
+        if element in lookup and n:
+            # every element's internal branch row at once (what _branch_rows gives one by one:
+            # 8000 scalar sparse lookups took 0.74 s of case1354pegase's N-1)
+            start, _end = lookup[element]
+            rows = int(start) + np.arange(n)
+            branch_is = np.asarray(compiled.ppci["internal"]["branch_is"], dtype=bool)
+            internal = np.cumsum(branch_is) - 1
+            live = branch_is[rows]
+            k = internal[rows[live]]
+            f = np.real(branch[k, F_BUS]).astype(np.int64)
+            t = np.real(branch[k, T_BUS]).astype(np.int64)
+            self.live[live], self.f[live], self.t[live] = True, f, t
+            self.y[live] = np.stack(
+                [np.asarray(m[k, c]).ravel() for m, c in ((yf, f), (yf, t), (yt, f), (yt, t))], axis=1
+            )
         ends = ("from_bus", "to_bus") if element == "line" else ("hv_bus", "lv_bus")
         self.ends = ends
         vn_f = net.bus.vn_kv.loc[table[ends[0]]].to_numpy(dtype=float)
