@@ -1,7 +1,8 @@
 """PETNet against GATE's sorter tuned on the training data, over seed pairs and activities (issue 19.3).
 
 For each activity and each (train seed, test seed) pair, simulates two independent
-acquisitions of a one-ring clinical-like scanner (240 crystals, 24 sectors, R 400 mm) with a
+acquisitions of a one-ring clinical-like scanner (240 crystals, 24 sectors, R 400 mm; ``--rings 4``
+is the full ``clinical`` preset) with a
 water-filled cylinder of activity (r 100 mm), then
 
 * **tunes the sorter on the training acquisition only**: for every one of GATE's nine policies
@@ -121,6 +122,7 @@ def _summary(values: list[float]) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--activities-bq", type=float, nargs="+", default=[0.75e9, 1.5e9])
+    parser.add_argument("--rings", type=int, default=1, help="rings of the clinical preset (4: all)")
     parser.add_argument(
         "--seed-pairs",
         nargs="+",
@@ -148,7 +150,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     started, load_before = time.perf_counter(), os.getloadavg()
 
-    scanner = get_scanner("clinical", rings=1)
+    scanner = get_scanner("clinical", rings=args.rings)
     enc_opts: dict[str, Any] = {
         "n_crystals": scanner.n_crystals,
         "crystals_per_sector": scanner.crystals_per_sector,
