@@ -18,7 +18,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from hai.shared import __version__, plugins
 from hai.shared.errors import HaiError, MissingPackageError
@@ -76,6 +76,30 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         print(f"report:  {run.files.index_html}")
         print(f"metrics: {run.files.metrics_json}")
     return 0 if run.ok else 1
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """An argparse parser whose usage errors are one line (the usage is one --help away).
+
+    Domains pass it as ``parser_class`` to their subparsers, so that ``hai DOMAIN COMMAND`` with a
+    bad argument prints one line and exits 2, like every other user error.
+
+    >>> p = OneLineArgumentParser(prog="hai x")
+    >>> _ = p.add_argument("--n", type=int)
+    >>> import contextlib, io
+    >>> err = io.StringIO()
+    >>> with contextlib.redirect_stderr(err):
+    ...     try:
+    ...         p.parse_args(["--n", "two"])
+    ...     except SystemExit as exc:
+    ...         print(exc.code)
+    2
+    >>> err.getvalue().splitlines()
+    ["hai x: error: argument --n: invalid int value: 'two' (see hai x --help)"]
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:

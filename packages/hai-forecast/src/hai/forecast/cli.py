@@ -14,7 +14,7 @@ from typing import Any
 
 from hai.shared import InputError, MissingPackageError, OutputError, atomic_path
 from hai.shared.checks import arg_nonnegative_int, arg_positive_float, arg_positive_int
-from hai.shared.cli import print_json
+from hai.shared.cli import OneLineArgumentParser, print_json
 
 MODEL_CHOICES = (
     "recycle",
@@ -512,16 +512,9 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    """An argparse parser whose usage errors are one line (the usage is one --help away)."""
-
-    def error(self, message: str) -> Any:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
 def register(parser: argparse.ArgumentParser) -> None:
     """Add the ``hai forecast`` subcommands to ``parser``."""
-    sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_OneLineParser)
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=OneLineArgumentParser)
 
     train = sub.add_parser(
         "train",

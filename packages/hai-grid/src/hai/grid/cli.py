@@ -12,7 +12,7 @@ from typing import Any
 
 from hai.shared import OutputError, atomic_write
 from hai.shared.checks import arg_positive_float, arg_positive_int
-from hai.shared.cli import print_json
+from hai.shared.cli import OneLineArgumentParser, print_json
 
 #: Result tables whose ``pl_mw`` are the network's losses (pandapower's branch elements).
 LOSS_TABLES = ("res_line", "res_trafo", "res_trafo3w", "res_impedance", "res_dcline")
@@ -237,17 +237,10 @@ def _cmd_n1(args: argparse.Namespace) -> int:
     return 0
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    """An argparse parser whose usage errors are one line (the usage is one --help away)."""
-
-    def error(self, message: str) -> Any:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
 def register(parser: argparse.ArgumentParser) -> None:
     """Add the ``hai grid`` subcommands to ``parser``."""
     sub = parser.add_subparsers(
-        dest="grid_command", metavar="COMMAND", required=True, parser_class=_OneLineParser
+        dest="grid_command", metavar="COMMAND", required=True, parser_class=OneLineArgumentParser
     )
     p = sub.add_parser("pf", help="AC power flow of a pandapower case (case118) or JSON file")
     p.add_argument("case", metavar="CASE", help="pandapower case name (case118) or a pandapower .json file")

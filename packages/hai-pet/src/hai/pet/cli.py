@@ -18,7 +18,7 @@ from hai.shared.checks import (
     arg_positive_float,
     arg_positive_int,
 )
-from hai.shared.cli import print_json
+from hai.shared.cli import OneLineArgumentParser, print_json
 
 SOURCES = ("cylinder", "point", "line")
 
@@ -381,20 +381,13 @@ def _plot_f1(path: str, rows: dict[str, dict[str, float]]) -> None:
         fig.savefig(fh, format="png", dpi=110)
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    """An argparse parser whose usage errors are one line (the usage is one --help away)."""
-
-    def error(self, message: str) -> Any:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
 def register(parser: argparse.ArgumentParser) -> None:
     """Add the ``hai pet`` subcommands to ``parser``."""
     from hai.pet.scanner import PRESETS
     from hai.pet.sorter import POLICIES
 
     sub = parser.add_subparsers(
-        dest="pet_command", metavar="COMMAND", required=True, parser_class=_OneLineParser
+        dest="pet_command", metavar="COMMAND", required=True, parser_class=OneLineArgumentParser
     )
 
     p = sub.add_parser("simulate", help="simulate a scanner and write GATE Hits and Singles trees")

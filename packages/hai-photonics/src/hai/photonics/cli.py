@@ -14,7 +14,7 @@ import torch
 
 from hai.shared import InputError, atomic_write
 from hai.shared.checks import arg_finite_float, arg_nonnegative_int, arg_positive_int
-from hai.shared.cli import print_json
+from hai.shared.cli import OneLineArgumentParser, print_json
 from hai.shared.files import write_text
 
 
@@ -213,17 +213,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    """An argparse parser whose usage errors are one line (the usage is one --help away)."""
-
-    def error(self, message: str) -> Any:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
 def register(parser: argparse.ArgumentParser) -> None:
     """Add the ``hai photonics`` subcommands to ``parser``."""
     sub = parser.add_subparsers(
-        dest="photonics_command", metavar="COMMAND", required=True, parser_class=_OneLineParser
+        dest="photonics_command", metavar="COMMAND", required=True, parser_class=OneLineArgumentParser
     )
 
     p = sub.add_parser("simulate", help="R, A, T of a stack such as 'TiO2_60 SiO2_100'")

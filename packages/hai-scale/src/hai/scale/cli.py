@@ -11,14 +11,7 @@ from typing import Any
 
 from hai.shared import InputError
 from hai.shared.checks import arg_positive_float, arg_positive_int
-from hai.shared.cli import print_json
-
-
-class _OneLineParser(argparse.ArgumentParser):
-    """An argparse parser whose usage errors are one line (the usage is one --help away)."""
-
-    def error(self, message: str) -> Any:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+from hai.shared.cli import OneLineArgumentParser, print_json
 
 
 def _int_list(text: str) -> list[int]:
@@ -271,7 +264,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     from hai.scale.forward_grad import AGGREGATIONS
     from hai.scale.parallel.launch import hidden_widths
 
-    sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_OneLineParser)
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=OneLineArgumentParser)
 
     train = sub.add_parser(
         "fg-train",
