@@ -51,6 +51,7 @@ def _rank_main(
     try:
         result = train_ab(config, checkpoint=checkpoint)
         write_json(out / f"rank{dist.get_rank()}.json", result.to_dict())
+        dist.barrier()  # every rank done before gloo is torn down (see hai.scale.energy.worker)
     finally:
         dist.destroy_process_group()
 
