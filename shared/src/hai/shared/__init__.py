@@ -26,7 +26,7 @@ from hai.shared.errors import (
     NotConvergedError,
     OutputError,
 )
-from hai.shared.files import atomic_path, atomic_write, write_json, write_text
+from hai.shared.files import atomic_path, atomic_write, check_output_path, write_json, write_text
 from hai.shared.progress import is_quiet, progress, set_quiet
 from hai.shared.report import Figure, Section, Table
 from hai.shared.runtime import RngStreams, available_devices, resolve_device, seed_everything, torch_threads
@@ -51,6 +51,7 @@ __all__ = [
     "atomic_path",
     "atomic_write",
     "available_devices",
+    "check_output_path",
     "discover_sensors",
     "is_quiet",
     "load_checkpoint",

@@ -47,6 +47,23 @@ def output_error(path: str | os.PathLike[str], exc: OSError) -> OutputError:
     )
 
 
+def check_output_path(path: str | os.PathLike[str] | None) -> None:
+    """Refuse, before any work, an output path that cannot become a file (:class:`OutputError`).
+
+    A folder where the file should be, or a file where one of its folders should be; ``None``
+    or ``""`` (no output asked for) passes. The atomic writers make the same check when writing.
+
+    >>> check_output_path(None)
+    >>> import tempfile
+    >>> check_output_path(tempfile.gettempdir())
+    Traceback (most recent call last):
+    hai.shared.errors.OutputError: cannot write ...: it is a folder (give a file name, not a folder)
+    """
+    if path is None or os.fspath(path) == "":
+        return
+    _check_target(Path(path))
+
+
 def _check_target(path: Path) -> None:
     if path.is_dir():
         raise OutputError(f"cannot write {path}: it is a folder", hint="give a file name, not a folder")

@@ -7,29 +7,15 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 from typing import Any
 
-from hai.shared import OutputError, atomic_write
+from hai.shared import atomic_write
 from hai.shared.checks import arg_positive_float, arg_positive_int
 from hai.shared.cli import OneLineArgumentParser, print_json
+from hai.shared.files import check_output_path
 
 #: Result tables whose ``pl_mw`` are the network's losses (pandapower's branch elements).
 LOSS_TABLES = ("res_line", "res_trafo", "res_trafo3w", "res_impedance", "res_dcline")
-
-
-def _check_output(path: str | None) -> None:
-    """Refuse an output path that cannot be a file before any work is done (one line, exit 2)."""
-    if not path:
-        return
-    target = Path(path)
-    if target.is_dir():
-        raise OutputError(f"cannot write {path}: it is a folder", hint="give a file name, not a folder")
-    for parent in target.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise OutputError(f"cannot write {path}: {parent} is a file, not a folder")
-            break
 
 
 def _save_png(fig: Any, path: str) -> None:
@@ -63,7 +49,7 @@ def _cmd_pf(args: argparse.Namespace) -> int:
     from hai.grid.cases import load_case
     from hai.grid.powerflow import runpp
 
-    _check_output(args.plot)
+    check_output_path(args.plot)
     net = load_case(args.case)
     start = time.perf_counter()
     info = runpp(
@@ -134,7 +120,7 @@ def _cmd_timeseries(args: argparse.Namespace) -> int:
     from hai.grid.cases import load_case
     from hai.grid.timeseries import run_timeseries
 
-    _check_output(args.plot)
+    check_output_path(args.plot)
     net = load_case(args.case)
     factors = np.asarray(daily_profile(args.steps))[:, None]
     load_p = factors * net.load.p_mw.to_numpy(dtype=float)[None, :]
@@ -177,7 +163,7 @@ def _cmd_n1(args: argparse.Namespace) -> int:
     from hai.grid.cases import load_case
     from hai.grid.contingency import run_contingency
 
-    _check_output(args.plot)
+    check_output_path(args.plot)
     net = load_case(args.case)
     start = time.perf_counter()
     result = run_contingency(net, device=args.device, screening=args.screening)

@@ -7,29 +7,16 @@ or a SimBench profile ``load:H0-A``, ``pv:PV3``, ``wind:WP4``.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from hai.shared import InputError, OutputError, atomic_write
+from hai.shared import InputError, atomic_write
 from hai.shared.checks import arg_nonnegative_int, arg_positive_int
 from hai.shared.cli import print_json
+from hai.shared.files import check_output_path
 
 LIMITS = {"none": (None, None), "nonnegative": (0.0, None)}
-
-
-def _check_output(path: str | None) -> None:
-    if not path:
-        return
-    target = Path(path)
-    if target.is_dir():
-        raise OutputError(f"cannot write {path}: it is a folder", hint="give a file name, not a folder")
-    for parent in target.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise OutputError(f"cannot write {path}: {parent} is a file, not a folder")
-            break
 
 
 def _save_png(fig: Any, path: str) -> None:
@@ -67,7 +54,7 @@ def _fit(args: argparse.Namespace) -> Any:
     from hai.grid.autopq.data import load_series
     from hai.grid.autopq.estimator import AutoPQ
 
-    _check_output(args.out)
+    check_output_path(args.out)
     y = load_series(args.data, args.column)
     model = AutoPQ(**_model_kwargs(args)).fit(y)
     if args.out:
@@ -129,8 +116,8 @@ def _load(path: str) -> Any:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from hai.grid.autopq.data import load_series
 
-    _check_output(args.csv)
-    _check_output(args.plot)
+    check_output_path(args.csv)
+    check_output_path(args.plot)
     model = _load(args.model)
     history = model.series_ if args.history is None else load_series(args.history, args.column)
     q = model.predict(history)
@@ -161,8 +148,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from hai.grid.autopq import metrics
     from hai.grid.autopq.quantiles import LEVELS
 
-    _check_output(args.plot)
-    _check_output(args.pit)
+    check_output_path(args.plot)
+    check_output_path(args.pit)
     model = _load(args.model)
     scores = model.evaluate(part=args.part)
     if args.plot or args.pit:
@@ -261,7 +248,7 @@ def register(sub: Any) -> None:
 def _cmd_risk(args: argparse.Namespace) -> int:
     from hai.grid.autopq.risk import plot_risk, simbench_risk
 
-    _check_output(args.plot)
+    check_output_path(args.plot)
     out = simbench_risk(
         args.net,
         args.day,
