@@ -374,7 +374,7 @@ def batch_with_screening(
             frozen = torch.from_numpy(dead[:, var_bus]).to(dev)
     test = None if screen is None else screen(compiled, dead)
     same = bool((sbus_t == sbus_t[:1]).all())
-    fast = cases is not None and method in ("auto", "nr") and system.linear_solver == "superlu" and same
+    fast = cases is not None and method in ("auto", "nr") and system.sparse and same
     if same:  # the same start for every scenario: compute it once
         v0 = initial_voltages(compiled, init, sbus_t[:1], previous).expand(batch, -1)
     else:

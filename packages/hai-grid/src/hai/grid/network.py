@@ -341,7 +341,8 @@ def dc_angles(compiled: CompiledNetwork, sbus: np.ndarray | None = None) -> np.n
     """
     from pandapower.pypower.idx_bus import GS  # type: ignore[import-untyped]
     from pandapower.pypower.makeBdc import makeBdc  # type: ignore[import-untyped]
-    from scipy.sparse.linalg import splu
+
+    from hai.grid.sparse_lu import factorize
 
     bus, branch = compiled.ppci["bus"], compiled.ppci["branch"]
     b_dc, _bf, p_businj, *_ = makeBdc(bus, branch)
@@ -353,9 +354,10 @@ def dc_angles(compiled: CompiledNetwork, sbus: np.ndarray | None = None) -> np.n
     angles = np.tile(va0, (p.shape[0], 1))
     if pvpq.size:
         b = sp.csc_matrix(b_dc)
-        lu = splu(sp.csc_matrix(b[pvpq][:, pvpq]))
+        lu = factorize(b[pvpq][:, pvpq])
         rhs = p[:, pvpq] - (b[pvpq][:, ref] @ va0[ref])[None, :]
-        angles[:, pvpq] = lu.solve(np.ascontiguousarray(rhs.T)).T
+        # singular (as pandapower's DC start, whose spsolve gives NaN): Newton then reports it
+        angles[:, pvpq] = np.nan if lu is None else lu.solve(np.ascontiguousarray(rhs.T)).T
     return angles if sbus is not None and np.ndim(sbus) == 2 else angles[0]
 
 

@@ -39,9 +39,9 @@ from contextlib import AbstractContextManager, nullcontext
 import numpy as np
 import scipy.sparse as sp
 import torch
-from scipy.sparse.linalg import splu
 
 from hai.grid.newton import NewtonResult, PowerFlowSystem
+from hai.grid.sparse_lu import LUFactor, factorize
 
 #: ``screen(v, scenarios, bound) -> certain``: see :func:`hai.grid.newton.newton_raphson`.
 Screen = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -81,7 +81,7 @@ def solve_outages(
     :func:`hai.grid.newton.newton_raphson`). Scenarios whose low-rank update would exceed
     :data:`MAX_RANK` unknowns, whose step is not finite, or that do not converge within
     ``max_iteration`` are returned not converged (``iterations`` 0 for those never tried).
-    CPU only (the factorisation is SuperLU's).
+    CPU only (the factorisation is KLU's or SuperLU's, :mod:`hai.grid.sparse_lu`).
     """
     with single_threaded_blas():
         return _Outages(system, v_base, sbus, ybus_values, frozen).run(
@@ -117,7 +117,11 @@ class _Outages:
         if system.n_var:
             j0 = system.jacobian_values(torch.from_numpy(self.v0)[None])[0].numpy()
             matrix = sp.csc_matrix((j0, (system.j_rows_np, system.j_cols_np)), shape=(system.n_var,) * 2)
-            self.lu = splu(matrix, permc_spec="MMD_AT_PLUS_A")
+            # SuperLU: minimum degree on AᵀA+A measured faster here than COLAMD
+            lu = factorize(matrix, system.linear_solver, permc_spec="MMD_AT_PLUS_A")
+            if lu is None:
+                raise np.linalg.LinAlgError("the base-case Jacobian is singular")
+            self.lu: LUFactor = lu
         # the columns of J0⁻¹ that every outage needs, solved once when they fit the budget
         self.inverse_cols: np.ndarray | None = None
         self.inverse_t = np.zeros((1, system.n_var + 1))

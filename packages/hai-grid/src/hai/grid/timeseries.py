@@ -87,7 +87,7 @@ def run_timeseries(
     slack: torch.Tensor | None = None
     # on the CPU the Jacobian's factorisation is kept across iterations and steps (chord steps
     # while they contract the exact mismatch, refactorised when they do not)
-    chord = system.linear_solver == "superlu" and system.n_var >= CHORD_MIN_UNKNOWNS
+    chord = system.sparse and system.n_var >= CHORD_MIN_UNKNOWNS
     reuse = JacobianReuse(system) if chord else None
     n = compiled.n_bus
     v_all = torch.full((steps, n), complex("nan"), dtype=torch.complex128)
