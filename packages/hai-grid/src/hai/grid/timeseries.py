@@ -6,14 +6,15 @@ and any step after a failure, starts cold (DC angles), so one bad step cannot po
 steps at once, :func:`hai.grid.solve_batch` solves them as one batch instead.
 
 On the CPU, for systems of at least :data:`~hai.grid.newton.CHORD_MIN_UNKNOWNS` unknowns, the
-Jacobian's SuperLU factorisation is reused across iterations and steps
-(:func:`hai.grid.newton.chord_newton`): a step is iterated with the last factorisation while
-each iteration shrinks the exact mismatch by half, and refactorised at the current point when
-it does not (at most ``max_iteration`` factorisations per step, Newton's budget, so a step
-without a solution fails at about Newton's cost). Convergence is
-judged on the exact mismatch as before, so results are as exact; the factorisation (55-85 ms on
-case9241pegase, against 2-6 ms for a solve with it) is what a warm-started step saves.
-``iterations`` then counts linear solves.
+Jacobian's sparse LU factorisation (KLU where installed, else SuperLU) is reused across
+iterations and steps (:func:`hai.grid.newton.chord_newton`): a step is iterated with the last
+factorisation while each iteration shrinks the exact mismatch by
+:data:`~hai.grid.newton.CHORD_CONTRACTION`, and refactorised at the current point when it does
+not (at most ``max_iteration`` factorisations per step, Newton's budget, so a step without a
+solution fails at about Newton's cost). From the third step on, the start is whichever has the
+smaller mismatch: the previous solution or the linear extrapolation of the last two (in
+magnitude and angle). Convergence is judged on the exact mismatch as before, so results are as
+exact. ``iterations`` then counts linear solves.
 
 >>> import numpy as np
 >>> from hai.grid.cases import load_case
@@ -95,6 +96,7 @@ def run_timeseries(
     iterations = torch.zeros(steps, dtype=torch.int64)
     mismatch = torch.full((steps,), float("nan"), dtype=torch.float64)
     previous: torch.Tensor | None = None
+    before: torch.Tensor | None = None  # the solution before ``previous``
     indices = progress(range(steps), desc="time series", unit="step") if progress_bar else range(steps)
     for k in indices:
         start = previous if previous is not None else initial_voltages(compiled, "dc", sbus[k : k + 1])
@@ -104,6 +106,10 @@ def run_timeseries(
                 slack if (previous is not None and slack is not None) else sbus[k : k + 1].real.sum(dim=1)
             )
         if reuse is not None:
+            predictor = None
+            if previous is not None and before is not None:  # linear extrapolation in polar form
+                vm_p = 2 * previous.abs() - before.abs()
+                predictor = torch.polar(vm_p, 2 * torch.angle(previous) - torch.angle(before))
             result = chord_newton(
                 system,
                 start,
@@ -112,6 +118,7 @@ def run_timeseries(
                 tolerance_mva=tolerance_mva,
                 max_iteration=max_iteration or NR_MAX_ITERATION,
                 slack0=slack0,
+                predictor=predictor,
             )
         else:
             result = newton_raphson(
@@ -127,6 +134,7 @@ def run_timeseries(
         converged[k] = ok
         iterations[k] = int(result.iterations[0])
         mismatch[k] = float(result.max_mismatch_mva[0])
+        before = previous if ok else None
         if ok:
             v_all[k] = result.v[0].cpu()
             previous = result.v.detach()
