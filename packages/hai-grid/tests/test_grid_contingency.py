@@ -88,3 +88,30 @@ def test_trafo_loadings_per_outage_and_in_aggregate_equal_pandapower() -> None:
     over = int(np.nansum(result.trafo_loading_percent > 2.0))
     assert over > 0
     assert sum(v["element"] == "trafo" for v in result.violations) == over
+
+
+def test_lines_behind_open_switches_load_as_in_pandapower() -> None:
+    """A line with an open switch at one end carries its charging current (pandapower's auxiliary
+    bus); out of service, it is NaN as in pandapower (the auxiliary bus is isolated)."""
+    import pandapower.networks as pn
+
+    net = pn.mv_oberrhein()
+    open_lines = sorted({int(e) for e in net.switch.element[(net.switch.et == "l") & ~net.switch.closed]})
+    open_lines = [line for line in open_lines if net.line.in_service.at[line]][:3]
+    other = [int(i) for i in net.line.index[net.line.in_service][::25]]
+    lines = sorted(set(open_lines + other))
+    result = run_contingency(net, lines=lines, trafos=[], tolerance_mva=1e-9)
+    for b, line in enumerate(lines):
+        net.line.at[line, "in_service"] = False
+        pp.runpp(net, tolerance_mva=1e-10)
+        net.line.at[line, "in_service"] = True
+        expected = net.res_line.loading_percent.to_numpy()
+        got = result.line_loading_percent[b]
+        np.testing.assert_array_equal(np.isfinite(got), np.isfinite(expected))
+        finite = np.isfinite(expected)
+        np.testing.assert_allclose(got[finite], expected[finite], rtol=0, atol=1e-6)
+    positions = [net.line.index.get_loc(line) for line in open_lines]
+    unaffected = [b for b, line in enumerate(lines) if line not in open_lines]
+    behind = result.line_loading_percent[np.ix_(unaffected, positions)]
+    assert np.isfinite(behind).sum() > len(unaffected)  # the fix: these were all NaN
+    assert np.all(behind[np.isfinite(behind)] > 0)

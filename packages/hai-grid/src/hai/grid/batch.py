@@ -68,6 +68,10 @@ class BatchResult:
     bus_index: np.ndarray
     method: str
     screened: torch.Tensor | None = None
+    #: complex voltages (batch, n_internal) in the solver's bus order, NaN where ``vm_pu`` is; it
+    #: includes pandapower's auxiliary buses (the open end of a line behind an open switch),
+    #: which net.bus order has no place for. None where a path does not keep them.
+    v_internal: torch.Tensor | None = None
 
 
 def _as_matrix(name: str, values: Any, n_columns: int) -> np.ndarray | None:
@@ -416,6 +420,7 @@ def batch_with_screening(
         bus_index=net.bus.index.to_numpy(),
         method=used,
         screened=screened,
+        v_internal=torch.polar(vm_int, torch.deg2rad(va_int)),
     )
 
 

@@ -211,24 +211,33 @@ def _branch_loading(
     vm: np.ndarray,
     va_deg: np.ndarray,
     outages: list[tuple[str, int]],
+    v_internal: np.ndarray | None = None,
 ) -> np.ndarray:
     """loading_percent (batch, n_element) of the lines or trafos from bus voltages in net.bus
-    order, as pandapower computes it."""
+    order, as pandapower computes it. ``v_internal`` (batch, n_internal), where the solver kept
+    it, also has the auxiliary buses behind open line switches (else their lines are NaN)."""
     net = compiled.net
     table = net[element]
-    v_bus = vm * np.exp(1j * np.deg2rad(va_deg))
-    lookup = compiled.bus_lookup.numpy()
-    v_internal = np.full((vm.shape[0], compiled.n_bus), np.nan + 0j)
-    live = lookup >= 0
-    v_internal[:, lookup[live]] = v_bus[:, live]
+    if v_internal is None:
+        v_bus = vm * np.exp(1j * np.deg2rad(va_deg))
+        lookup = compiled.bus_lookup.numpy()
+        v_internal = np.full((vm.shape[0], compiled.n_bus), np.nan + 0j)
+        live = lookup >= 0
+        v_internal[:, lookup[live]] = v_bus[:, live]
     model = _Branches(compiled, element)
     loading = model.loading(v_internal)
     bus_pos = {bus: k for k, bus in enumerate(net.bus.index)}
     for b, (kind, index) in enumerate(outages):
         if kind == element:
-            ends = [bus_pos[table[model.ends[0]].at[index]], bus_pos[table[model.ends[1]].at[index]]]
-            # pandapower: an out-of-service branch has loading 0, or NaN when a bus of it is isolated
-            loading[b, table.index.get_loc(index)] = 0.0 if np.isfinite(vm[b, ends]).all() else np.nan
+            pos = table.index.get_loc(index)
+            # pandapower: an out-of-service branch has loading 0, or NaN when a bus of it is
+            # isolated, the auxiliary bus behind an open switch included (internal order)
+            if model.live[pos]:
+                alive = np.isfinite(v_internal[b, [model.f[pos], model.t[pos]]]).all()
+            else:
+                ends = [bus_pos[table[model.ends[0]].at[index]], bus_pos[table[model.ends[1]].at[index]]]
+                alive = np.isfinite(vm[b, ends]).all()
+            loading[b, pos] = 0.0 if alive else np.nan
     return loading
 
 
@@ -286,8 +295,12 @@ def run_contingency(
     vm = batch.vm_pu.numpy()
     va = batch.va_degree.numpy()
     compiled = compile_network(net, **options)
+    v_internal = None if batch.v_internal is None else batch.v_internal.numpy()
+    if v_internal is not None and v_internal.shape[1] != compiled.n_bus:
+        v_internal = None
     loading = {
-        element: _branch_loading(compiled, element, vm, va, [("none", -1), *outages]) for element in BRANCHES
+        element: _branch_loading(compiled, element, vm, va, [("none", -1), *outages], v_internal)
+        for element in BRANCHES
     }
     converged = batch.converged.numpy()
     if not converged[0]:
