@@ -217,6 +217,13 @@ def _check_net(net: Any, *, voltage_depend_loads: bool = True) -> None:
             )
 
 
+def _numba_available() -> bool:
+    """Whether numba imports (pandapower then fuses buses over switches with its numba code)."""
+    import importlib.util
+
+    return importlib.util.find_spec("numba") is not None
+
+
 def compile_network(
     net: Any,
     *,
@@ -262,7 +269,8 @@ def compile_network(
         enforce_q_lims=enforce_q_lims,  # Q limits in the gen table (and pandapower's capability curves)
         voltage_depend_loads=False,
         passed_parameters=None,  # net.user_pf_options are resolved by hai.grid.options, not here
-        numba=False,  # results are extracted by pypower's pfsoln: no JIT compile on first use
+        # pandapower's own default: its numba bus lookup (switch fusing) where numba imports
+        numba=_numba_available(),
         **build,
     )
     net["converged"] = False
