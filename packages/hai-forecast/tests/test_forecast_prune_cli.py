@@ -111,3 +111,34 @@ def test_bad_input_is_one_line_exit_2(
     assert message in captured.err
     assert len(captured.err.strip().splitlines()) == 1
     assert not out.exists()  # refused before anything was written
+
+
+def test_failed_cells_exit_1_and_keep_the_table(
+    csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cell that fails is recorded and the rest finish; the command exits 1 and says so, and a
+    rerun (the cause gone) retries only that cell and exits 0."""
+    import hai.forecast.pruning.study as study_module
+    from hai.forecast.pruning import StructuredPruningError
+
+    real = study_module.prune_structured
+
+    def fails(net, s, *, targets):  # type: ignore[no-untyped-def]
+        if s == 0.5:
+            raise StructuredPruningError("cannot prune module 'x'")
+        return real(net, s, targets=targets)
+
+    monkeypatch.setattr(study_module, "prune_structured", fails)
+    out = tmp_path / "study"
+    argv = ["forecast", "prune-study", "--models", "patchtst", "--sparsity", "0", "0.5", *TINY]
+    argv += ["--eval-stride", "48", "--methods", "structured"]
+    argv += ["--data", str(csv), "--out", str(out), "--json"]
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    rows = json.loads(captured.out)["rows"]
+    assert [r["status"] for r in rows] == ["ok", "failed"]
+    assert "1 of 2 cells failed" in captured.err
+    assert "rerun the same command" in captured.err
+    monkeypatch.setattr(study_module, "prune_structured", real)
+    assert main(argv) == 0
+    assert [r["status"] for r in json.loads(capsys.readouterr().out)["rows"]] == ["ok", "ok"]

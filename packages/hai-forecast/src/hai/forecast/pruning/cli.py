@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -100,19 +101,27 @@ def _cmd_prune_study(args: argparse.Namespace) -> int:
         "sparse_size_bytes",
     ]
     table = result.table
+    failed = table[table["status"] != "ok"] if "status" in table else table.iloc[:0]
     if args.json:
         from hai.forecast.pruning.study import summary_rows
 
         print_json(
             {"out": str(result.out), "figures": [str(p) for p in result.figures], "rows": summary_rows(table)}
         )
-        return 0
-    shown = [c for c in columns if c in table.columns]
-    print(table[shown].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    failed = table[table["status"] != "ok"] if "status" in table else table.iloc[:0]
-    for row in failed.to_dict(orient="records"):
-        print(f"failed: {row['model']} {row['method']} {row['sparsity']:g}: {row.get('error')}")
-    print(f"table: {result.out / 'table.csv'}" + "".join(f"\nfigure: {p}" for p in result.figures))
+    else:
+        shown = [c for c in columns if c in table.columns]
+        print(table[shown].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        for row in failed.to_dict(orient="records"):
+            print(f"failed: {row['model']} {row['method']} {row['sparsity']:g}: {row.get('error')}")
+        print(f"table: {result.out / 'table.csv'}" + "".join(f"\nfigure: {p}" for p in result.figures))
+    if len(failed):
+        # the finished cells are kept; exit 1 so a script sees that the table is incomplete
+        print(
+            f"hai forecast prune-study: {len(failed)} of {len(table)} cells failed (status 'failed' in "
+            f"{result.out / 'table.csv'}); rerun the same command to retry them",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
