@@ -33,6 +33,7 @@ True
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import sys
 from collections.abc import Iterator
@@ -99,10 +100,15 @@ class _SuperLUFactor:
         return np.asarray(self._lu.solve(np.asarray(rhs, dtype=np.float64)))  # type: ignore[attr-defined]
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None)
+
+
 @contextmanager
 def _c_stdout_silenced() -> Iterator[None]:
     """Send file descriptor 1 to /dev/null for the duration (C library prints included)."""
-    libc = ctypes.CDLL(None)
+    libc = _libc()
     sys.stdout.flush()
     saved = os.dup(1)
     devnull = os.open(os.devnull, os.O_WRONLY)
