@@ -50,6 +50,22 @@ def test_a_rank_error_is_raised_and_the_others_are_stopped(tmp_path: Path):
     assert not _alive(int(pid_file.read_text()))
 
 
+def test_the_failing_ranks_own_error_wins_over_a_peer_that_failed_first():
+    # Rank 1 finds the bad input, but rank 0 (seeing the closed connection) exits first with
+    # a bare error; the launcher must still raise rank 1's message, not rank 0's log.
+    error = '{"error": "rank 1 says: bad group size"}'
+
+    def command(job, rank):
+        if rank == 0:
+            return ["-c", "raise SystemExit('gloo: connection closed by peer')"]
+        target = str(job.folder / "error1.json")
+        code = f"import time, pathlib; time.sleep(1.0); pathlib.Path({target!r}).write_text({error!r})"
+        return ["-c", code + "; raise SystemExit(2)"]
+
+    with rank_folder() as folder, pytest.raises(HaiError, match="rank 1 says: bad group size"):
+        run_ranks(folder, 2, command, timeout_s=60)
+
+
 def test_a_hang_is_stopped_at_the_timeout(tmp_path: Path):
     with rank_folder() as folder, pytest.raises(HaiError, match="did not finish within 1 s"):
         run_ranks(folder, 2, lambda job, rank: ["-c", SLEEPER, str(tmp_path / f"pid{rank}")], timeout_s=1)

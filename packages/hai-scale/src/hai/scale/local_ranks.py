@@ -30,6 +30,8 @@ from hai.shared.checks import positive_float, positive_int
 
 __all__ = ["RankJob", "rank_folder", "run_ranks"]
 
+_GRACE_S = 5.0  # how long the other ranks may take to exit after one failed
+
 
 class RankJob:
     """The folder of one local job and the command line of its ranks."""
@@ -103,10 +105,17 @@ def run_ranks(
             if any(p.returncode not in (None, 0) for p in procs) or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
+        if any(p.returncode not in (None, 0) for p in procs):
+            # The rank whose own error brought the job down may still be writing errorR.json
+            # when a peer fails on the closed connection: give every rank a moment to exit by
+            # itself, so that error is raised rather than the peer's gloo error.
+            grace = min(deadline, time.monotonic() + _GRACE_S)
+            while any(p.poll() is None for p in procs) and time.monotonic() < grace:
+                time.sleep(0.05)
         failed = [r for r, p in enumerate(procs) if p.returncode not in (None, 0)]
-        hung = any(p.poll() is None for p in procs)
+        hung = not failed and any(p.poll() is None for p in procs)
         _stop(procs)
-        for rank in failed:
+        for rank in range(nproc):
             error = folder / f"error{rank}.json"
             if error.exists():
                 raise HaiError(json.loads(error.read_text())["error"])
