@@ -43,8 +43,37 @@ def test_study_tuned_sampling_std(fitted: AutoPQ) -> None:
     assert len(fitted.study_.trials) == 3
     assert fitted.sampling_std_ == fitted.study_.best_params["sampling_std"]
     assert SAMPLING_STD_RANGE[0] <= fitted.sampling_std_ <= SAMPLING_STD_RANGE[1]
-    assert fitted.study_.best_value == pytest.approx(fitted.val_scores_["crps"], rel=1e-9)
+    origins = fitted.split_.origins("val", horizon=24, history=fitted.history_)
+    truth = fitted.series_.to_numpy()[origins[:, None] + np.arange(24)]
+    raw = fitted.quantiles_at(fitted.series_, origins, calibrated=False)
+    assert fitted.study_.best_value == pytest.approx(metrics.crps_ensemble(truth, raw).mean(), rel=1e-9)
     assert all(t.user_attrs["wall_s"] > 0 for t in fitted.study_.trials)
+
+
+def test_the_calibration_covers_the_validation_part_at_every_level(fitted: AutoPQ) -> None:
+    # Fitted on the validation part, so in-sample: per level and step, the fraction of
+    # observations below the calibrated quantile is the level (up to one observation and ties).
+    origins = fitted.split_.origins("val", horizon=24, history=fitted.history_)
+    truth = fitted.series_.to_numpy()[origins[:, None] + np.arange(24)]
+    q = fitted.quantiles_at(fitted.series_, origins)
+    below = (truth[..., None] < q).mean(axis=0)  # (step, level)
+    outside_median = [j for j, level in enumerate(LEVELS) if level != 0.5]
+    error = np.abs(below[:, outside_median] - np.array(LEVELS)[outside_median]).max()
+    assert error <= 2.0 / len(origins) + 0.02
+    assert fitted.val_scores_["coverage_80"] == pytest.approx(0.8, abs=0.03)
+    assert fitted.val_scores_["crps"] == pytest.approx(metrics.crps_ensemble(truth, q).mean(), rel=1e-12)
+
+
+def test_calibrate_false_gives_the_reference_quantiles(fitted: AutoPQ, load: pd.Series) -> None:
+    plain = AutoPQ("seasonal_naive", calibrate=False, **TINY).fit(load)
+    origins = fitted.split_.origins("test", horizon=24, history=fitted.history_)
+    assert plain.sampling_std_ == fitted.sampling_std_  # same study, the calibration comes after it
+    np.testing.assert_array_equal(plain.calibration_.factors, 1.0)
+    np.testing.assert_allclose(
+        plain.quantiles_at(load, origins), fitted.quantiles_at(load, origins, calibrated=False), rtol=1e-12
+    )
+    assert plain.evaluate()["calibrated"] is False
+    assert fitted.evaluate()["calibrated"] is True
 
 
 def test_evaluate_equals_the_metrics_of_the_test_quantiles(fitted: AutoPQ, load: pd.Series) -> None:
@@ -62,6 +91,8 @@ def test_save_and_load_give_the_same_forecast(fitted: AutoPQ, load: pd.Series, t
     back = AutoPQ.load(path)
     pd.testing.assert_frame_equal(back.predict(load), fitted.predict(load))
     assert back.sampling_std_ == fitted.sampling_std_
+    np.testing.assert_array_equal(back.calibration_.factors, fitted.calibration_.factors)
+    assert (fitted.calibration_.factors != 1.0).any()
 
 
 def test_pv_limits_keep_quantiles_non_negative() -> None:

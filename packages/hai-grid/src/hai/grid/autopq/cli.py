@@ -41,6 +41,7 @@ def _model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "epochs": args.epochs,
         "seed": args.seed,
         "forecast_limits": _limits(args),
+        "calibrate": args.calibrate,
         "storage": args.storage,
         "study_name": args.study_name,
         "workers": args.workers,
@@ -67,6 +68,7 @@ def _summary(model: Any) -> dict[str, Any]:
         "forecaster": model.forecaster_.name,
         "forecaster_params": model.forecaster_.params,
         "sampling_std": model.sampling_std_,
+        "calibrated": bool(model.calibrate),
         "trials": len(model.study_.trials),
         "selection_mae": model.selection_,
         "validation": model.val_scores_,
@@ -203,6 +205,12 @@ def _fit_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--study-name", default=None, help="study name in the storage (default autopq)")
     p.add_argument(
         "--workers", type=arg_positive_int(maximum=256), default=1, help="processes sharing the study"
+    )
+    p.add_argument(
+        "--no-calibrate",
+        dest="calibrate",
+        action="store_false",
+        help="skip the spread calibration on the validation part (the reference's quantiles)",
     )
     p.add_argument("--seed", type=arg_nonnegative_int(), default=0)
     p.add_argument("--out", metavar="MODEL", help="save the fitted model (.safetensors)")

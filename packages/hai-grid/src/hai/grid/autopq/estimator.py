@@ -2,8 +2,12 @@
 
 ``fit(y)`` splits the series (the reference's split), trains the cINN on the realised
 training windows, fits the point forecaster(s) on the training part and runs the optuna
-study on the validation CRPS; ``predict(history)`` forecasts the 24 hours after
-``history`` as a DataFrame of the 17 quantile levels; ``evaluate()`` scores the test part.
+study on the validation CRPS, then (``calibrate=True``, the default) fits a spread calibration
+on the validation part (:mod:`hai.grid.autopq.calibration`: per level and horizon step, the
+distance of each quantile from the median is scaled so that the validation part is covered at
+every nominal level; ``calibrate=False`` is the reference's procedure); ``predict(history)``
+forecasts the 24 hours after ``history`` as a DataFrame of the 17 quantile levels;
+``evaluate()`` scores the test part.
 
 ``forecaster="auto"`` picks, in the default configuration, the candidate with the lowest
 validation MAE among seasonal naive, profile, ridge and (when installed) LightGBM, then tunes
@@ -29,6 +33,7 @@ import pandas as pd  # type: ignore[import-untyped]
 import torch
 
 from hai.grid.autopq import metrics
+from hai.grid.autopq.calibration import SpreadCalibration
 from hai.grid.autopq.data import check_horizon, future_index, hourly_series, split_points
 from hai.grid.autopq.forecasters import FORECASTERS, PointForecaster, make_forecaster
 from hai.grid.autopq.quantiles import HISTORY, LEVELS, QuantileForecaster
@@ -68,9 +73,10 @@ class AutoPQ:
     """Calibrated quantile forecasts from a point forecast (cINN), tuned with optuna.
 
     Parameters are stored as given; learned state ends in ``_``: ``forecaster_`` (the fitted
-    point forecaster), ``sampling_std_``, ``quantile_model_`` (cINN), ``study_`` (optuna),
-    ``val_scores_``, ``cost_`` (time and energy of ``fit``), ``selection_`` (validation MAE
-    of the auto candidates).
+    point forecaster), ``sampling_std_``, ``quantile_model_`` (cINN), ``calibration_`` (the
+    spread factors; all 1 with ``calibrate=False``), ``study_`` (optuna), ``val_scores_``
+    (in-sample for the calibration, which is fitted on the same part), ``cost_`` (time and
+    energy of ``fit``), ``selection_`` (validation MAE of the auto candidates).
     """
 
     def __init__(
@@ -85,6 +91,7 @@ class AutoPQ:
         blocks: int = 5,
         sample_size: int = 100,
         forecast_limits: tuple[float | None, float | None] = (None, None),
+        calibrate: bool = True,
         storage: str | os.PathLike[str] | None = None,
         study_name: str | None = None,
         workers: int = 1,
@@ -100,6 +107,7 @@ class AutoPQ:
         self.blocks = blocks
         self.sample_size = sample_size
         self.forecast_limits = forecast_limits
+        self.calibrate = calibrate
         self.storage = storage
         self.study_name = study_name
         self.workers = workers
@@ -199,9 +207,13 @@ class AutoPQ:
             self.sampling_std_ = std
         self.study_ = study
         point = problem.point(self.forecaster_, "val")
-        self.val_scores_ = metrics.score(
-            problem.truth("val"), problem.quantiles_for(point, "val", self.sampling_std_)
-        )
+        q_val = problem.quantiles_for(point, "val", self.sampling_std_)
+        truth = problem.truth("val")
+        if self.calibrate:
+            self.calibration_ = SpreadCalibration.fit(truth, q_val, LEVELS)
+        else:
+            self.calibration_ = SpreadCalibration.identity(horizon, LEVELS)
+        self.val_scores_ = metrics.score(truth, self.calibration_.apply(q_val, qf.limits))
 
     def _select(self, problem: Problem, names: tuple[str, ...]) -> PointForecaster:
         best: tuple[float, PointForecaster] | None = None
@@ -219,12 +231,13 @@ class AutoPQ:
         if not hasattr(self, "sampling_std_"):
             raise InputError("this AutoPQ is not fitted yet", hint="call fit(y) first")
 
-    def quantiles_at(self, y: pd.Series, origins: np.ndarray) -> np.ndarray:
-        """Quantiles ``(len(origins), horizon, 17)`` from the given origins of ``y``."""
+    def quantiles_at(self, y: pd.Series, origins: np.ndarray, *, calibrated: bool = True) -> np.ndarray:
+        """Quantiles ``(len(origins), horizon, 17)`` from the given origins of ``y``
+        (``calibrated=False``: before the spread calibration, as the reference gives them)."""
         self._fitted()
         with torch_threads(self.threads):
             point = self.forecaster_.predict(y, origins)
-            return self.quantile_model_.predict(
+            q = self.quantile_model_.predict(
                 y.to_numpy(dtype=float),
                 pd.DatetimeIndex(y.index),
                 origins,
@@ -233,6 +246,7 @@ class AutoPQ:
                 sample_size=int(self.sample_size),
                 seed=int(self.seed),
             )
+        return self.calibration_.apply(q, self.quantile_model_.limits) if calibrated else q
 
     def predict(self, history: pd.Series) -> pd.DataFrame:
         """Quantiles of the ``horizon`` hours after ``history`` (rows: time, columns: levels)."""
@@ -261,7 +275,12 @@ class AutoPQ:
         q = self.quantiles_at(series, origins)
         truth = series.to_numpy(dtype=float)[origins[:, None] + np.arange(q.shape[1])]
         out = metrics.score(truth, q)
-        out.update(forecaster=self.forecaster_.name, sampling_std=self.sampling_std_, part=part)
+        out.update(
+            forecaster=self.forecaster_.name,
+            sampling_std=self.sampling_std_,
+            calibrated=bool(self.calibrate),
+            part=part,
+        )
         return out
 
     # -- persistence --------------------------------------------------------------------
@@ -274,6 +293,7 @@ class AutoPQ:
         self._fitted()
         tensors = {f"cinn.{k}": v for k, v in self.quantile_model_.net_.state_dict().items()}
         tensors["series"] = torch.as_tensor(self.series_.to_numpy(dtype=float))
+        tensors["calibration"] = torch.as_tensor(self.calibration_.factors)
         config = {
             "params": self.get_params(),
             "quantile_model": self.quantile_model_.config(),
@@ -322,6 +342,15 @@ class AutoPQ:
         model.series_, model.split_, model.quantile_model_ = y, split, qf
         model.history_ = int(c["history"])
         model.sampling_std_ = float(c["sampling_std"])
+        factors = ckpt.tensors.get("calibration")
+        if factors is None:  # written before the calibration existed: the reference's quantiles
+            model.calibration_ = SpreadCalibration.identity(qf.horizon, LEVELS)
+            model.calibrate = False
+        else:
+            if tuple(factors.shape) != (qf.horizon, len(LEVELS)):
+                shape = tuple(factors.shape)
+                raise CheckpointError(f"{path} is not an AutoPQ model: calibration of shape {shape}")
+            model.calibration_ = SpreadCalibration(LEVELS, factors.numpy().astype(float))
         model.val_scores_ = dict(c.get("val_scores", {}))
         with torch_threads(model.threads):
             model.forecaster_ = make_forecaster(c["forecaster"], **c["forecaster_params"]).fit(
@@ -344,6 +373,7 @@ class AutoPQ:
             "blocks": self.blocks,
             "sample_size": self.sample_size,
             "forecast_limits": list(self.forecast_limits),
+            "calibrate": self.calibrate,
             "storage": None if self.storage is None else str(self.storage),
             "study_name": self.study_name,
             "workers": self.workers,
