@@ -343,13 +343,17 @@ def batch_with_screening(
     init: str = "auto",
     device: str | torch.device = "auto",
     screen: Callable[[CompiledNetwork, np.ndarray], Screen] | None = None,
+    compiled: CompiledNetwork | None = None,
 ) -> BatchResult:
     """:func:`solve_batch` with an optional screening test, built by ``screen(compiled, dead)``
-    from the compiled network and the cut-off buses (batch, n_internal) of each scenario."""
+    from the compiled network and the cut-off buses (batch, n_internal) of each scenario.
+    ``compiled``: ``net`` already compiled by the caller (with its options checked), so that
+    it is not built twice."""
     _check_options(method, init, tolerance_mva, max_iteration)
     dev = resolve_device(device)
     previous = previous_results(net) if init == "results" else None
-    compiled = compile_network(net, **compile_options(net, "solve_batch"))
+    if compiled is None:
+        compiled = compile_network(net, **compile_options(net, "solve_batch"))
     p = _as_matrix("load_p_mw", load_p_mw, len(net.load))
     q = _as_matrix("load_q_mvar", load_q_mvar, len(net.load))
     g = _as_matrix("sgen_p_mw", sgen_p_mw, len(net.sgen))

@@ -284,6 +284,7 @@ def run_contingency(
     if not outages:
         raise InputError("no outages to run: the net has no in-service lines or transformers")
     screen = _Screening(outages) if screening else None
+    compiled = compile_network(net, **options)
     batch = batch_with_screening(
         net,
         outages=[None, *outages],
@@ -291,10 +292,10 @@ def run_contingency(
         max_iteration=max_iteration,
         device=device,
         screen=screen,
+        compiled=compiled,
     )
     vm = batch.vm_pu.numpy()
     va = batch.va_degree.numpy()
-    compiled = compile_network(net, **options)
     v_internal = None if batch.v_internal is None else batch.v_internal.numpy()
     if v_internal is not None and v_internal.shape[1] != compiled.n_bus:
         v_internal = None
