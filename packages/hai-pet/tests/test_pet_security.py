@@ -104,11 +104,14 @@ def crafted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     # ROOT files with huge declared sizes and garbage
     data = bytearray(files["singles"].read_bytes())
     at = data.index(b"\x07TBasket")
-    # the key before the class name: 26 bytes (fVersion < 1000) or 34 (64-bit seeks, fVersion > 1000)
+    # the key before the class name: 26 bytes (fVersion < 1000) or 34 (64-bit seeks, fVersion > 1000);
+    # the right one is where the key's own fSeekKey (at byte 18) points back to its start. (Reading
+    # only fVersion picked the wrong one on some dates: fDatime's bytes sit where the other would be.)
     start = next(
         at - off
-        for off in (26, 34)
+        for off, seek in ((26, ">i"), (34, ">q"))
         if (struct.unpack(">h", data[at - off + 4 : at - off + 6])[0] > 1000) == (off == 34)
+        and struct.unpack(seek, data[at - off + 18 : at - off + 18 + struct.calcsize(seek)])[0] == at - off
     )
     assert struct.unpack(">i", data[start + 6 : start + 10])[0] < 100_000  # the real fObjlen
     data[start + 6 : start + 10] = struct.pack(">i", 0x7FFF_FFF0)
