@@ -41,7 +41,7 @@ import torch
 from snntorch import surrogate
 from torch import nn
 
-from hai.pet.spikes import SpikeEncoding, encode_spikes, spikes_to_singles
+from hai.pet.spikes import SpikeEncoding, encode_spikes, singles_channels, spikes_to_singles
 from hai.pet.tables import GateTree
 from hai.shared import (
     CheckpointError,
@@ -392,6 +392,450 @@ def local_features(
     flat.append((row_idx * n_t + step[j]) * 3 + np.where(is_fan, 1, 2))
     feats = np.bincount(np.concatenate(flat), minlength=n_rows * n_t * 3).astype(np.float32)
     return r_sample, r_channel, feats.reshape(n_rows, n_t, 3)
+
+
+#: Spikes the event-driven inference (``method="event"``) handles at once, cut at sample edges.
+EVENT_CHUNK = 1 << 18
+
+
+@dataclass(frozen=True)
+class _Tiling:
+    """The spikes of one tiling of the time axis in (sample, step, channel) order: the first
+    single behind each spike, its coordinates, and every single's step (as :class:`SpikeEncoding`)."""
+
+    single: np.ndarray
+    sample: np.ndarray
+    step: np.ndarray
+    channel: np.ndarray
+    single_step: np.ndarray
+    n_samples: int
+
+
+def _tile(
+    t: np.ndarray, channel: np.ndarray, start: float, bin_ns: float, n_steps: int, n_channels: int
+) -> _Tiling:
+    """:func:`encode_spikes` of time-ordered singles (times ``t``, global crystals ``channel``)
+    without the labels, its spikes in time order: the same spikes and the same first single of
+    each (one stable sort of the nearly sorted time bins)."""
+    bins = np.floor((t - start) / (bin_ns * 1e-9)).astype(np.int64)
+    key = bins * n_channels + channel
+    order = np.argsort(key, kind="stable")
+    ordered = key[order]
+    first = np.r_[True, ordered[1:] != ordered[:-1]]
+    rows = order[first]
+    sample, step = np.divmod(bins[rows], n_steps)
+    return _Tiling(rows, sample, step, channel[rows], bins % n_steps, int(bins[-1] // n_steps) + 1)
+
+
+@dataclass(frozen=True)
+class _EventRun:
+    """The local network run event-driven on spikes in (sample, step, channel) order.
+
+    ``pattern[i]`` is the row of ``spikes`` (output spikes [patterns, T]) that holds the outputs
+    of spike i's (sample, crystal) row, or −1 for the spikes of ``rows``: (sample, crystal) rows
+    run one by one (a crystal with several spikes in the sample, or a sample with many spikes),
+    whose output spikes are ``row_spikes`` [rows, T].
+    """
+
+    pattern: np.ndarray
+    spikes: np.ndarray
+    row_sample: np.ndarray
+    row_channel: np.ndarray
+    row_spikes: np.ndarray
+
+
+def _event_run(
+    module: LocalPETNetModule,
+    device: torch.device,
+    sample: np.ndarray,
+    step: np.ndarray,
+    channel: np.ndarray,
+    *,
+    geometry: np.ndarray,
+    n_steps: int,
+    n_channels: int,
+    horizon: int,
+) -> _EventRun:
+    """Run the local network once per distinct input pattern instead of once per row.
+
+    A (sample, crystal) row with one spike, at step s, sees the other spikes of its sample, each
+    as a facing-fan or an other spike at its step. Its output up to step s + ``horizon`` depends
+    (causally) only on the spikes up to that step, so rows whose own step and whose (step,
+    kind) list of those spikes agree have the same outputs there, bit for bit: each such list
+    is keyed by one integer (base 2T + 1 digits), the network runs once per distinct key, and
+    the rows share its spikes. ``horizon`` ≥ T − 1 keeps every output spike; spikes_to_singles
+    with tolerance k only reads outputs up to s + k. Rows with several spikes, or with more
+    other spikes than a key holds, run as they are (:func:`local_features`), up to their last
+    spike + ``horizon``.
+    """
+    n = len(sample)
+    base = 2 * n_steps + 1
+    digits = 1
+    while n_steps * base ** (digits + 1) < 1 << 62:
+        digits += 1
+    starts = np.flatnonzero(np.r_[True, sample[1:] != sample[:-1]])
+    counts = np.diff(np.r_[starts, n])
+    per_spike = np.repeat(counts, counts)
+    own = np.flatnonzero(per_spike > 1)  # spikes that share their sample
+    reps = per_spike[own]
+    pi = np.repeat(own, reps)
+    pj = np.repeat(np.repeat(starts, counts)[own] - np.cumsum(reps) + reps, reps) + np.arange(len(pi))
+    distinct = pj != pi
+    pi, pj = pi[distinct], pj[distinct]
+    ci, cj = channel[pi], channel[pj]
+    same = ci == cj
+    several = np.zeros(n, dtype=bool)
+    several[pi[same]] = True  # a crystal with several spikes in one sample
+    seen = np.flatnonzero(~same & (step[pj] <= step[pi] + horizon))
+    pi, pj = pi[seen], pj[seen]
+    fan = geometry.reshape(-1)[ci[seen] * n_channels + cj[seen]] > 0.5
+    # pair p of spike i is the p-th digit of i's key: 2·step + 1 (other) or 2·step + 2 (fan)
+    key = step.astype(np.int64)
+    if len(pi):
+        group = np.flatnonzero(np.r_[True, pi[1:] != pi[:-1]])
+        n_seen = np.diff(np.r_[group, len(pi)])
+        position = np.arange(len(pi)) - np.repeat(group, n_seen)
+        powers = base ** np.arange(digits, dtype=np.int64)
+        value = (2 * step[pj] + 1 + fan) * powers[np.minimum(position, digits - 1)]
+        value[position >= digits] = 0
+        key[pi[group]] += n_steps * np.add.reduceat(value, group)
+        several[pi[group[n_seen > digits]]] = True
+    # distinct keys: a direct table for the small ones (at most two other spikes), a sort for the rest
+    limit = n_steps * base ** min(2, digits)
+    if limit > 1 << 21:
+        limit = n_steps
+    pattern = np.full(n, -1, dtype=np.int64)
+    keyed = np.flatnonzero(~several)
+    small = keyed[key[keyed] < limit]
+    used = np.zeros(limit, dtype=bool)
+    used[key[small]] = True
+    table = np.cumsum(used) - 1
+    pattern[small] = table[key[small]]
+    large = keyed[key[keyed] >= limit]
+    if len(large):
+        _, inverse = np.unique(key[large], return_inverse=True)
+        pattern[large] = int(table[-1]) + 1 + inverse.reshape(-1)
+    n_patterns = int(pattern.max()) + 1 if n else 0
+    first = np.empty(n_patterns, dtype=np.int64)
+    first[pattern[keyed]] = keyed  # one spike per pattern
+    # the patterns' input codes [patterns, T]: (own · S + facing fan) · S + other spikes
+    size = int(counts.max(initial=1))
+    slot = np.full(n, -1, dtype=np.int64)
+    slot[first] = np.arange(n_patterns)
+    of_first = slot[pi] >= 0
+    at = np.concatenate(
+        [np.arange(n_patterns) * n_steps + step[first], slot[pi[of_first]] * n_steps + step[pj[of_first]]]
+    )
+    weight = np.concatenate([np.full(n_patterns, size * size), np.where(fan[of_first], size, 1)])
+    codes = [np.bincount(at, weights=weight, minlength=n_patterns * n_steps).astype(np.int64)]
+    last = [np.minimum(step[first] + horizon, n_steps - 1)]
+    # rows run as they are
+    row_sample = row_channel = np.zeros(0, dtype=np.int64)
+    if several.any():
+        in_sample = np.zeros(len(starts), dtype=bool)
+        sample_of = np.repeat(np.arange(len(starts)), counts)
+        in_sample[sample_of[several]] = True
+        part = np.flatnonzero(in_sample[sample_of])
+        # local_features on the crystals these samples hit, renumbered (a small geometry block)
+        hit, local = np.unique(channel[part], return_inverse=True)
+        sub = SpikeEncoding(
+            sample=sample[part],
+            step=step[part],
+            channel=local.reshape(-1),
+            label=np.zeros(len(part), dtype=np.uint8),
+            single=part,
+            single_sample=sample[part],
+            single_step=step[part],
+            single_channel=local.reshape(-1),
+            n_samples=int(sample[-1]) + 1,
+            n_steps=n_steps,
+            n_channels=len(hit),
+            bin_ns=1.0,
+            start_s=0.0,
+            merged=0,
+        )
+        block = geometry[np.ix_(hit, hit)] > 0.5
+        r_sample, r_channel, f = local_features(sub, np.unique(sample[several]), block)
+        r_channel = hit[r_channel]
+        wanted = np.isin(r_sample * n_channels + r_channel, sample[several] * n_channels + channel[several])
+        row_sample, row_channel = r_sample[wanted], r_channel[wanted]
+        counts_f = f[wanted].astype(np.int64)
+        codes.append(((counts_f[..., 0] * size + counts_f[..., 1]) * size + counts_f[..., 2]).reshape(-1))
+        last_own = n_steps - 1 - np.argmax(counts_f[:, ::-1, 0] > 0, axis=1)
+        last.append(np.minimum(last_own + horizon, n_steps - 1))
+    code = np.concatenate(codes).reshape(-1, n_steps)
+    triples = np.stack(np.unravel_index(np.arange(2 * size * size), (2, size, size)), axis=1)
+    out = _run_local(module, device, code, triples, np.concatenate(last))
+    return _EventRun(pattern, out[:n_patterns], row_sample, row_channel, out[n_patterns:])
+
+
+def _run_local(
+    module: LocalPETNetModule, device: torch.device, code: np.ndarray, triples: np.ndarray, last: np.ndarray
+) -> np.ndarray:
+    """Output spikes (bool [rows, T]) of the local network on the features ``triples[code]``,
+    integrated step by step, at least up to step ``last`` of each row (:func:`_lif_events` on the
+    CPU, else ``run_rows(fast=True)``)."""
+    if not len(code):
+        return np.zeros(code.shape, dtype=bool)
+    fcs: list[nn.Linear] = list(module.fcs)  # type: ignore[arg-type]
+    if device.type == "cpu" and all(fc.in_features <= 16 for fc in fcs[1:]):
+        if len(triples) > 1 << 16:  # compress the codes to those that occur
+            used, inverse = np.unique(code, return_inverse=True)
+            code, triples = inverse.reshape(code.shape), triples[used]
+        return _lif_events(module, code, triples, last)
+    feats = torch.from_numpy(triples[code]).to(device=device, dtype=fcs[0].weight.dtype)
+    spk, _ = module.run_rows(feats, fast=True)
+    return np.asarray(spk.to("cpu").numpy() > 0.5)
+
+
+@dataclass(frozen=True)
+class _LifConstants:
+    """What :func:`_lif_events` needs of a network, for ``n_steps`` steps: each layer's decay and
+    threshold, the current tables of the layers after the first (index: the input spikes as
+    bits), and the network's response to no input (potentials and spikes after each step, row
+    t + 1; row 0 is the start)."""
+
+    betas: list[np.ndarray]
+    thresholds: list[np.ndarray]
+    tables: list[np.ndarray]
+    quiet_mem: list[np.ndarray]
+    quiet_spikes: list[np.ndarray]
+
+
+_LIF_CACHE: dict[tuple[Any, ...], _LifConstants] = {}
+
+
+def _lif_constants(module: LocalPETNetModule, n_steps: int) -> _LifConstants:
+    """:class:`_LifConstants` of ``module``, cached by the values of its weights (a few dozen)."""
+    fcs: list[nn.Linear] = list(module.fcs)  # type: ignore[arg-type]
+    lifs: list[Any] = list(module.lifs)
+    tensors = [p for fc in fcs for p in (fc.weight, fc.bias)] + [
+        v for lif in lifs for v in (lif.beta, lif.threshold)
+    ]
+    key = (n_steps, *((str(t.dtype), tuple(t.shape), t.detach().cpu().numpy().tobytes()) for t in tensors))
+    if key in _LIF_CACHE:
+        return _LIF_CACHE[key]
+    dtype = np.float32 if fcs[0].weight.dtype == torch.float32 else np.float64
+    betas = [np.asarray(lif.beta.clamp(0, 1).item(), dtype=dtype) for lif in lifs]
+    thresholds = [np.asarray(lif.threshold.item(), dtype=dtype) for lif in lifs]
+    tables = [_layer_table(fcs[0], np.zeros((1, fcs[0].in_features), dtype=np.int64))]
+    for fc in fcs[1:]:
+        bits = (np.arange(1 << fc.in_features)[:, None] >> np.arange(fc.in_features)) & 1
+        tables.append(_layer_table(fc, bits))
+    widths = [t.shape[1] for t in tables]
+    quiet_mem = [np.zeros((n_steps + 1, w), dtype=dtype) for w in widths]
+    quiet_spikes = [np.zeros((n_steps + 1, w), dtype=bool) for w in widths]
+    mems = [np.zeros((1, w), dtype=dtype) for w in widths]
+    spikes = [np.zeros((1, w), dtype=bool) for w in widths]
+    for t in range(n_steps):
+        _lif_step(betas, thresholds, tables, mems, spikes, tables[0], 1)
+        for k in range(len(widths)):
+            quiet_mem[k][t + 1], quiet_spikes[k][t + 1] = mems[k][0], spikes[k][0]
+    constants = _LifConstants(betas, thresholds, tables[1:], quiet_mem, quiet_spikes)
+    if len(_LIF_CACHE) >= 16:
+        _LIF_CACHE.clear()
+    _LIF_CACHE[key] = constants
+    return constants
+
+
+def _lif_step(
+    betas: list[np.ndarray],
+    thresholds: list[np.ndarray],
+    tables: list[np.ndarray],
+    mems: list[np.ndarray],
+    spikes: list[np.ndarray],
+    current: np.ndarray,
+    n: int,
+) -> None:
+    """One step of :func:`_lif_scan` for every layer, in place on the first ``n`` rows of the
+    potentials ``mems`` and of the last step's spikes ``spikes`` (which are this step's resets);
+    ``current`` is the first layer's input current, ``tables[k]`` layer k's by its input bits."""
+    for k, (beta, thr) in enumerate(zip(betas, thresholds, strict=True)):
+        mem, spk = mems[k][:n], spikes[k][:n]
+        np.multiply(beta, mem, out=mem)
+        np.add(mem, current, out=mem)
+        np.subtract(mem, thr, out=mem, where=spk)
+        np.greater(mem, thr, out=spk)
+        if k + 1 < len(betas):
+            bits = np.packbits(spk, axis=1, bitorder="little")
+            index = bits[:, 0] if bits.shape[1] == 1 else bits[:, 0] | (bits[:, 1].astype(np.int64) << 8)
+            current = tables[k + 1][index]
+
+
+def _lif_events(
+    module: LocalPETNetModule, code: np.ndarray, triples: np.ndarray, last: np.ndarray
+) -> np.ndarray:
+    """Output spikes (bool [rows, T]) of the local network on features ``triples[code]``, bit for
+    bit those of ``run_rows(fast=True)`` (:func:`_lif_scan`) at every step up to ``last`` (per
+    row; later steps are left False).
+
+    A row's steps before its first input are the network's response to no input, the same for
+    every row: integrated once (:func:`_lif_constants`). From there each row is integrated step
+    by step, all rows at once, only up to its ``last`` step. Each layer's input current takes few
+    values (the features are small counts, a hidden layer's input is a spike vector), so the
+    currents are looked up in tables of the layer's own outputs (``nn.Linear`` on every possible
+    input, the same floats it gives inside the network); the leaky integration repeats
+    :func:`_lif_scan`'s float operations in the same order, a spike being the next step's reset.
+    """
+    rows, n_steps = code.shape
+    const = _lif_constants(module, n_steps)
+    tables = [_layer_table(module.fcs[0], triples), *const.tables]  # type: ignore[arg-type]
+    active = code != 0
+    first = np.where(active.any(1), active.argmax(1), n_steps)
+    last = np.minimum(last, n_steps - 1)
+    span = np.maximum(last - first + 1, 0)
+    out = np.zeros((rows, n_steps), dtype=bool)
+    before = np.arange(n_steps)[None, :] < np.minimum(first, last + 1)[:, None]
+    out[before] = np.broadcast_to(const.quiet_spikes[-1][1:, 0], out.shape)[before]
+    order = np.argsort(-span, kind="stable")
+    first, span = first[order], span[order]
+    n_active = np.searchsorted(-span, -np.arange(int(span.max(initial=0))), side="left")
+    if not len(n_active):
+        return out
+    # each row from its first input on: codes and outputs in steps since then, [k, row]
+    k_steps = np.arange(len(n_active))
+    at = np.minimum(first[None, :] + k_steps[:, None], n_steps - 1)
+    rel = code[order[None, :], at]
+    mems = [q[first] for q in const.quiet_mem]  # the state before each row's first input
+    spikes = [q[first] for q in const.quiet_spikes]
+    fired = np.zeros((len(n_active), rows), dtype=bool)
+    for k, n in enumerate(n_active):
+        _lif_step(const.betas, const.thresholds, tables, mems, spikes, tables[0][rel[k, :n]], int(n))
+        fired[k, :n] = spikes[-1][:n, 0]
+    inside = k_steps[:, None] < span[None, :]
+    out[np.broadcast_to(order, inside.shape)[inside], at[inside]] = fired[inside]
+    return out
+
+
+def _layer_table(fc: nn.Linear, inputs: np.ndarray) -> np.ndarray:
+    """``fc`` applied to each row of ``inputs`` (every value one of its inputs can take)."""
+    x = torch.from_numpy(inputs).to(dtype=fc.weight.dtype, device=fc.weight.device)
+    return fc(x).to("cpu").numpy()
+
+
+def _event_chunks(sample: np.ndarray) -> list[slice]:
+    """Consecutive slices of about :data:`EVENT_CHUNK` spikes (sorted by sample), cut at sample edges."""
+    n = len(sample)
+    cuts = [0]
+    while cuts[-1] + EVENT_CHUNK < n:
+        at = cuts[-1] + EVENT_CHUNK
+        cut = int(np.searchsorted(sample, sample[at], side="left"))
+        if cut <= cuts[-1]:  # one sample of more than EVENT_CHUNK spikes
+            cut = int(np.searchsorted(sample, sample[at], side="right"))
+        cuts.append(cut)
+    cuts.append(n)
+    return [slice(a, b) for a, b in itertools.pairwise(cuts) if b > a]
+
+
+def _event_spikes(
+    module: LocalPETNetModule,
+    device: torch.device,
+    sample: np.ndarray,
+    step: np.ndarray,
+    channel: np.ndarray,
+    *,
+    n_steps: int,
+    n_channels: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every output spike (sample, step, channel), sorted so, of the local network on the rows
+    of spikes in (sample, step, channel) order, run event-driven (:func:`_event_run`)."""
+    geometry = module.geometry.to("cpu").numpy()  # type: ignore[operator]
+    out: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    for part in _event_chunks(sample):
+        s, t, c = sample[part], step[part], channel[part]
+        run = _event_run(
+            module,
+            device,
+            s,
+            t,
+            c,
+            geometry=geometry,
+            n_steps=n_steps,
+            n_channels=n_channels,
+            horizon=n_steps,
+        )
+        keyed = np.flatnonzero(run.pattern >= 0)
+        fires = np.asarray(run.spikes.any(1))[run.pattern[keyed]]
+        keyed = keyed[fires]
+        i, at = np.nonzero(run.spikes[run.pattern[keyed]])
+        out.append((s[keyed[i]], at, c[keyed[i]]))
+        r, at = np.nonzero(run.row_spikes)
+        out.append((run.row_sample[r], at, run.row_channel[r]))
+    if not out:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
+    s, t, c = (np.concatenate([o[k] for o in out]).astype(np.int64) for k in range(3))
+    order = np.lexsort((t, c, s))
+    return s[order], t[order], c[order]
+
+
+def _event_selected(
+    module: LocalPETNetModule,
+    device: torch.device,
+    tilings: list[_Tiling],
+    *,
+    n_steps: int,
+    n_channels: int,
+    tolerance_steps: int,
+) -> list[np.ndarray]:
+    """For each tiling, whether each single is selected: :func:`spikes_to_singles` of the local
+    network's output spikes, with the tilings run together and event-driven (:func:`_event_run`,
+    outputs read up to ``tolerance_steps`` after each row's spike)."""
+    geometry = module.geometry.to("cpu").numpy()  # type: ignore[operator]
+    offsets = np.cumsum([0] + [t.n_samples for t in tilings])
+    sample = np.concatenate([t.sample + o for t, o in zip(tilings, offsets, strict=False)])
+    bounds = np.cumsum([0] + [len(t.sample) for t in tilings])
+    step = np.concatenate([t.step for t in tilings])
+    channel = np.concatenate([t.channel for t in tilings])
+    selected = np.zeros(len(sample), dtype=bool)
+    window = np.arange(n_steps)
+    for part in _event_chunks(sample):
+        s, t, c = sample[part], step[part], channel[part]
+        run = _event_run(
+            module,
+            device,
+            s,
+            t,
+            c,
+            geometry=geometry,
+            n_steps=n_steps,
+            n_channels=n_channels,
+            horizon=max(tolerance_steps, 0),
+        )
+        chosen = np.zeros(len(s), dtype=bool)
+        keyed = np.flatnonzero(run.pattern >= 0)
+        own_step = np.zeros(len(run.spikes), dtype=np.int64)
+        own_step[run.pattern[keyed]] = t[keyed]  # a pattern's key holds its own step
+        near = np.abs(window[None, :] - own_step[:, None]) <= tolerance_steps
+        chosen[keyed] = (run.spikes & near).any(1)[run.pattern[keyed]]
+        rest = np.flatnonzero(run.pattern < 0)
+        if len(rest):  # nearest own spike within the tolerance, as spikes_to_singles
+            r, at = np.nonzero(run.row_spikes)
+            sub = SpikeEncoding(
+                sample=s[rest],
+                step=t[rest],
+                channel=c[rest],
+                label=np.zeros(len(rest), dtype=np.uint8),
+                single=rest,
+                single_sample=s[rest],
+                single_step=t[rest],
+                single_channel=c[rest],
+                n_samples=int(s[-1]) + 1,
+                n_steps=n_steps,
+                n_channels=n_channels,
+                bin_ns=1.0,
+                start_s=0.0,
+                merged=0,
+            )
+            coords = (run.row_sample[r], at, run.row_channel[r])
+            chosen[spikes_to_singles(coords, sub, tolerance_steps=tolerance_steps)] = True
+        selected[part] = chosen
+    out = []
+    for k, tiling in enumerate(tilings):
+        mask = np.zeros(len(tiling.single_step), dtype=bool)
+        mask[tiling.single[selected[bounds[k] : bounds[k + 1]]]] = True
+        out.append(mask)
+    return out
 
 
 def _nearest_target_distance(target: torch.Tensor) -> torch.Tensor:
@@ -776,7 +1220,7 @@ class PETNet:
         samples: np.ndarray | None = None,
         *,
         max_rows: int = 20_000,
-        method: str = "parallel",
+        method: str = "event",
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Output spikes for the samples of a sparse ``encoding`` as coordinates
         (sample, step, channel), ready for :func:`hai.pet.spikes_to_pairs`.
@@ -785,19 +1229,35 @@ class PETNet:
         features built sparsely (no dense [samples, T, C] tensor): an output spike elsewhere could
         not select a single anyway, so the selected singles equal those of :meth:`predict`. The
         fully connected network densifies ``batch_size`` samples at a time. ``method`` picks how
-        the local network integrates: ``"parallel"`` over the whole time window at once
-        (:func:`lif_time_parallel`), ``"scan"`` step by step (:func:`_lif_scan`); both give the
-        spikes of the snnTorch network (up to float rounding at the threshold).
+        the local network runs: ``"event"`` (default) once per distinct input pattern, step by
+        step, shared by the rows that hold it (:func:`_event_run`; ``max_rows`` does not apply,
+        it works in chunks of :data:`EVENT_CHUNK` spikes), ``"scan"`` on every row step by step
+        (:func:`_lif_scan`), ``"parallel"`` on every row over the whole time window at once
+        (:func:`lif_time_parallel`). ``"event"`` and ``"scan"`` give the same spikes; all three
+        give the spikes of the snnTorch network (up to float rounding at the threshold).
         """
         module = self._fitted()
-        if method not in ("parallel", "scan"):
-            raise InputError(f"method must be 'parallel' or 'scan', got {method!r}")
+        if method not in ("event", "parallel", "scan"):
+            raise InputError(f"method must be 'event', 'parallel' or 'scan', got {method!r}")
         max_rows = positive_int("max_rows", max_rows)
         if encoding.n_channels != self.n_channels:
             raise InputError(
                 f"the encoding has {encoding.n_channels} channels, this PETNet {self.n_channels}"
             )
         chosen = encoding.nonempty_samples if samples is None else np.unique(np.asarray(samples))
+        if isinstance(module, LocalPETNetModule) and method == "event":
+            keep = np.flatnonzero(np.isin(encoding.sample, chosen))
+            keep = keep[np.lexsort((encoding.channel[keep], encoding.step[keep], encoding.sample[keep]))]
+            with torch.no_grad():
+                return _event_spikes(
+                    module,
+                    self.device_,
+                    encoding.sample[keep].astype(np.int64),
+                    encoding.step[keep].astype(np.int64),
+                    encoding.channel[keep].astype(np.int64),
+                    n_steps=encoding.n_steps,
+                    n_channels=encoding.n_channels,
+                )
         out: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         with torch.no_grad():
             if isinstance(module, LocalPETNetModule):
@@ -830,7 +1290,7 @@ class PETNet:
         crystals_per_ring: int | None = None,
         tolerance_steps: int = 0,
         overlap: bool = True,
-        method: str = "parallel",
+        method: str = "event",
     ) -> np.ndarray:
         """Rows of ``singles`` that PETNet marks as part of a coincidence, from the singles
         themselves (encoded into ``n_steps`` × ``bin_ns`` samples, run, mapped back).
@@ -840,7 +1300,21 @@ class PETNet:
         the window ends, or the membrane has not charged). With ``overlap`` (default) the singles
         are encoded a second time with the samples shifted by half a sample, and each single takes
         the decision of the tiling in which it lies further from its sample's edges.
+        ``method`` as in :meth:`predict_spikes`; with ``"event"`` (the local network) both
+        tilings run together, event-driven, without building a :class:`SpikeEncoding`.
         """
+        module = self._fitted()
+        if isinstance(module, LocalPETNetModule) and method == "event":
+            return self._select_singles_event(
+                module,
+                singles,
+                crystals_per_sector=crystals_per_sector,
+                bin_ns=bin_ns,
+                n_steps=n_steps,
+                crystals_per_ring=crystals_per_ring,
+                tolerance_steps=tolerance_steps,
+                overlap=overlap,
+            )
         opts: dict[str, Any] = {
             "n_crystals": self.n_channels,
             "crystals_per_sector": crystals_per_sector,
@@ -866,6 +1340,48 @@ class PETNet:
             chosen = np.where(margin_b > margin, chosen_b, chosen)
         return np.flatnonzero(chosen)
 
+    def _select_singles_event(
+        self,
+        module: LocalPETNetModule,
+        singles: GateTree,
+        *,
+        crystals_per_sector: int,
+        bin_ns: float,
+        n_steps: int,
+        crystals_per_ring: int | None,
+        tolerance_steps: int,
+        overlap: bool,
+    ) -> np.ndarray:
+        """:meth:`select_singles` with ``method="event"``: the same encoding checks and tilings."""
+        bin_ns = positive_float("bin_ns", bin_ns)
+        n_steps = positive_int("n_steps", n_steps)
+        n_channels = positive_int("n_crystals", self.n_channels)
+        t, channel = singles_channels(
+            singles,
+            n_crystals=n_channels,
+            crystals_per_sector=crystals_per_sector,
+            crystals_per_ring=crystals_per_ring,
+        )
+        start = float(t[0])
+        tilings = [_tile(t, channel, start, bin_ns, n_steps, n_channels)]
+        if overlap and n_steps > 1:
+            shifted = start - (n_steps // 2) * bin_ns * 1e-9
+            tilings.append(_tile(t, channel, shifted, bin_ns, n_steps, n_channels))
+        with torch.no_grad():
+            masks = _event_selected(
+                module,
+                self.device_,
+                tilings,
+                n_steps=n_steps,
+                n_channels=n_channels,
+                tolerance_steps=tolerance_steps,
+            )
+        chosen = masks[0]
+        if len(tilings) > 1:
+            margins = [np.minimum(k.single_step, n_steps - 1 - k.single_step) for k in tilings]
+            chosen = np.where(margins[1] > margins[0], masks[1], chosen)
+        return np.flatnonzero(chosen)
+
     def predict_pairs(
         self,
         singles: GateTree,
@@ -877,7 +1393,7 @@ class PETNet:
         crystals_per_ring: int | None = None,
         tolerance_steps: int = 0,
         overlap: bool = True,
-        method: str = "parallel",
+        method: str = "event",
     ) -> np.ndarray:
         """Coincidence pairs (rows of ``singles``): the singles of :meth:`select_singles`,
         chained in time (gap ≤ ``window_ns``), chains of exactly two (as
@@ -896,7 +1412,8 @@ class PETNet:
         )
         if len(rows) < 2:
             return np.zeros((0, 2), dtype=np.int64)
-        return rows[sort_scw(singles.select(rows), window_ns).pairs]
+        # the chaining reads only the times: no need to copy the other branches of the singles
+        return rows[sort_scw(GateTree(singles.name, {"time": singles["time"][rows]}), window_ns).pairs]
 
     def save(self, path: str | os.PathLike[str], *, metadata: dict[str, Any] | None = None) -> Path:
         """Write the fitted weights and parameters as a hai checkpoint (safetensors + JSON).

@@ -108,25 +108,12 @@ def encode_spikes(
     bin_ns = positive_float("bin_ns", bin_ns)
     n_steps = positive_int("n_steps", n_steps)
     n_crystals = positive_int("n_crystals", n_crystals)
-    crystals_per_sector = positive_int("crystals_per_sector", crystals_per_sector)
-    if crystals_per_ring is not None:
-        crystals_per_ring = positive_int("crystals_per_ring", crystals_per_ring)
-    singles.require(("time", "rsectorID", "crystalID", "eventID"))
-    t = np.asarray(singles["time"], dtype=np.float64)
-    if len(t) == 0:
-        raise InputError("there are no singles to encode")
-    check_singles(singles)
-    if np.any(np.diff(t) < 0):
-        raise InputError("single times are not monotonic", hint="sort the singles by time first")
-    per = crystals_per_sector
-    ring_size = crystals_per_ring if crystals_per_ring is not None else n_crystals
-    rsector = np.asarray(singles["rsectorID"], dtype=np.int64)
-    crystal = np.asarray(singles["crystalID"], dtype=np.int64)
-    channel = (crystal // per) * ring_size + rsector * per + crystal % per
-    if channel.min() < 0 or channel.max() >= n_crystals:
-        raise InputError(
-            f"crystal indices fall outside 0 … {n_crystals - 1}", hint="check the scanner geometry"
-        )
+    t, channel = singles_channels(
+        singles,
+        n_crystals=n_crystals,
+        crystals_per_sector=crystals_per_sector,
+        crystals_per_ring=crystals_per_ring,
+    )
     start = float(t[0]) if start_s is None else finite_float("start_s", start_s)
     if start > t[0]:
         raise InputError(f"start_s ({start!r} s) is after the first single ({float(t[0])!r} s)")
@@ -159,6 +146,38 @@ def encode_spikes(
         start_s=start,
         merged=int(len(t) - len(rows)),
     )
+
+
+def singles_channels(
+    singles: GateTree,
+    *,
+    n_crystals: int,
+    crystals_per_sector: int,
+    crystals_per_ring: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Times (float64 s) and global crystals (the channels of :func:`encode_spikes`) of
+    time-ordered singles, after the checks :func:`encode_spikes` makes."""
+    n_crystals = positive_int("n_crystals", n_crystals)
+    crystals_per_sector = positive_int("crystals_per_sector", crystals_per_sector)
+    if crystals_per_ring is not None:
+        crystals_per_ring = positive_int("crystals_per_ring", crystals_per_ring)
+    singles.require(("time", "rsectorID", "crystalID", "eventID"))
+    t = np.asarray(singles["time"], dtype=np.float64)
+    if len(t) == 0:
+        raise InputError("there are no singles to encode")
+    check_singles(singles)
+    if np.any(np.diff(t) < 0):
+        raise InputError("single times are not monotonic", hint="sort the singles by time first")
+    per = crystals_per_sector
+    ring_size = crystals_per_ring if crystals_per_ring is not None else n_crystals
+    rsector = np.asarray(singles["rsectorID"], dtype=np.int64)
+    crystal = np.asarray(singles["crystalID"], dtype=np.int64)
+    channel = (crystal // per) * ring_size + rsector * per + crystal % per
+    if channel.min() < 0 or channel.max() >= n_crystals:
+        raise InputError(
+            f"crystal indices fall outside 0 … {n_crystals - 1}", hint="check the scanner geometry"
+        )
+    return t, channel
 
 
 Spikes = np.ndarray | tuple[np.ndarray, np.ndarray, np.ndarray]
