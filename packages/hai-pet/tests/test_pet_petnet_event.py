@@ -70,15 +70,23 @@ def test_lif_events_equals_the_step_by_step_network(n_layers: int, seed: int, dt
     with torch.no_grad():
         ref = module.run_rows(torch.from_numpy(triples[code]).to(dtype), fast=True)[0].numpy() > 0.5
         snn = module.run_rows(torch.from_numpy(triples[code]).to(dtype))[0].numpy() > 0.5
-        got = _lif_events(module, code, triples, np.full(len(code), 31))
+        got = _lif_events(module, code, triples, np.full(len(code), 31)).dense(np.arange(len(code)))
         last = rng.integers(0, 32, len(code))
-        cut = _lif_events(module, code, triples, last)
+        fired = _lif_events(module, code, triples, last)
+        cut = fired.dense(np.arange(len(code)))
     assert 0.1 < ref.mean() < 0.6
     assert np.array_equal(ref, snn)
     assert np.array_equal(got[:50], np.broadcast_to(quiet.numpy() > 0.5, (50, 32)))
     assert np.array_equal(got, ref)
     upto = np.arange(32)[None, :] <= last[:, None]
     assert np.array_equal(cut, ref & upto)  # every step up to `last`, nothing after
+    rows = rng.permutation(len(code))[:100]
+    assert np.array_equal(fired.dense(rows), (ref & upto)[rows])
+    lo = rng.integers(-3, 33, len(code))
+    hi = lo + rng.integers(-1, 6, len(code))
+    t = np.arange(32)[None, :]
+    window = (t >= lo[:, None]) & (t <= hi[:, None])
+    assert np.array_equal(fired.any_between(lo, hi), (ref & upto & window).any(1))
 
 
 @pytest.mark.parametrize(

@@ -423,25 +423,35 @@ def _tile(
     ordered = key[order]
     first = np.r_[True, ordered[1:] != ordered[:-1]]
     rows = order[first]
-    sample, step = np.divmod(bins[rows], n_steps)
-    return _Tiling(rows, sample, step, channel[rows], bins % n_steps, int(bins[-1] // n_steps) + 1)
+    if n_steps & (n_steps - 1) == 0:  # a power of two: shifts and masks (bins ≥ 0)
+        shift = n_steps.bit_length() - 1
+        single_step = bins & (n_steps - 1)
+        sample, step = bins[rows] >> shift, single_step[rows]
+    else:
+        single_sample, single_step = np.divmod(bins, n_steps)
+        sample, step = single_sample[rows], single_step[rows]
+    return _Tiling(rows, sample, step, channel[rows], single_step, int(bins[-1] // n_steps) + 1)
 
 
 @dataclass(frozen=True)
 class _EventRun:
     """The local network run event-driven on spikes in (sample, step, channel) order.
 
-    ``pattern[i]`` is the row of ``spikes`` (output spikes [patterns, T]) that holds the outputs
-    of spike i's (sample, crystal) row, or −1 for the spikes of ``rows``: (sample, crystal) rows
-    run one by one (a crystal with several spikes in the sample, or a sample with many spikes),
-    whose output spikes are ``row_spikes`` [rows, T].
+    ``pattern[i]`` is the row of ``fired`` that holds the outputs of spike i's (sample, crystal)
+    row, or −1 for the spikes of the (sample, crystal) rows ``row_sample, row_channel`` that ran
+    as they are (a crystal with several spikes in the sample, or a sample with many spikes),
+    rows ``n_patterns + j`` of ``fired``. ``own_step``: each pattern's own spike.
     """
 
     pattern: np.ndarray
-    spikes: np.ndarray
+    own_step: np.ndarray
+    fired: _Fired
     row_sample: np.ndarray
     row_channel: np.ndarray
-    row_spikes: np.ndarray
+
+    @property
+    def n_patterns(self) -> int:
+        return len(self.own_step)
 
 
 def _event_run(
@@ -565,18 +575,18 @@ def _event_run(
         last.append(np.minimum(last_own + horizon, n_steps - 1))
     code = np.concatenate(codes).reshape(-1, n_steps)
     triples = np.stack(np.unravel_index(np.arange(2 * size * size), (2, size, size)), axis=1)
-    out = _run_local(module, device, code, triples, np.concatenate(last))
-    return _EventRun(pattern, out[:n_patterns], row_sample, row_channel, out[n_patterns:])
+    fired = _run_local(module, device, code, triples, np.concatenate(last))
+    return _EventRun(pattern, step[first], fired, row_sample, row_channel)
 
 
 def _run_local(
     module: LocalPETNetModule, device: torch.device, code: np.ndarray, triples: np.ndarray, last: np.ndarray
-) -> np.ndarray:
-    """Output spikes (bool [rows, T]) of the local network on the features ``triples[code]``,
-    integrated step by step, at least up to step ``last`` of each row (:func:`_lif_events` on the
-    CPU, else ``run_rows(fast=True)``)."""
+) -> _Fired:
+    """Output spikes of the local network on the features ``triples[code]``, integrated step by
+    step, at least up to step ``last`` of each row (:func:`_lif_events` on the CPU, else
+    ``run_rows(fast=True)``)."""
     if not len(code):
-        return np.zeros(code.shape, dtype=bool)
+        return _DenseFired(np.zeros(code.shape, dtype=bool))
     fcs: list[nn.Linear] = list(module.fcs)  # type: ignore[arg-type]
     if device.type == "cpu" and all(fc.in_features <= 16 for fc in fcs[1:]):
         if len(triples) > 1 << 16:  # compress the codes to those that occur
@@ -585,7 +595,68 @@ def _run_local(
         return _lif_events(module, code, triples, last)
     feats = torch.from_numpy(triples[code]).to(device=device, dtype=fcs[0].weight.dtype)
     spk, _ = module.run_rows(feats, fast=True)
-    return np.asarray(spk.to("cpu").numpy() > 0.5)
+    return _DenseFired(np.asarray(spk.to("cpu").numpy() > 0.5))
+
+
+class _Fired:
+    """Output spikes of rows of the local network, read two ways."""
+
+    def dense(self, rows: np.ndarray) -> np.ndarray:
+        """bool [len(rows), T]: the output spikes of ``rows``."""
+        raise NotImplementedError
+
+    def any_between(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """bool per row: an output spike at a step in [lo, hi] (both inclusive; per row)."""
+        dense = self.dense(np.arange(len(lo)))
+        t = np.arange(dense.shape[1])[None, :]
+        return np.asarray((dense & (t >= lo[:, None]) & (t <= hi[:, None])).any(1))
+
+
+class _DenseFired(_Fired):
+    def __init__(self, spikes: np.ndarray) -> None:
+        self.spikes = spikes
+
+    def dense(self, rows: np.ndarray) -> np.ndarray:
+        return np.asarray(self.spikes[rows])
+
+
+class _EventFired(_Fired):
+    """:func:`_lif_events`' outputs: the quiet network's spikes before each row's ``first`` input,
+    then ``fired[k, slot[row]]`` at step first + k, up to the row's ``last`` step."""
+
+    def __init__(
+        self, quiet: np.ndarray, first: np.ndarray, last: np.ndarray, fired: np.ndarray, slot: np.ndarray
+    ) -> None:
+        self.quiet, self.first, self.last, self.fired, self.slot = quiet, first, last, fired, slot
+
+    def dense(self, rows: np.ndarray) -> np.ndarray:
+        n_steps = len(self.quiet)
+        t = np.arange(n_steps)[None, :]
+        first, last = self.first[rows][:, None], self.last[rows][:, None]
+        k = np.clip(t - first, 0, max(len(self.fired) - 1, 0))
+        fired = (
+            self.fired.reshape(-1)[k * self.fired.shape[1] + self.slot[rows][:, None]]
+            if len(self.fired)
+            else False
+        )
+        return np.asarray(np.where(t < first, self.quiet[None, :], fired) & (t <= last))
+
+    def any_between(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        hi = np.minimum(hi, self.last)
+        # before the first input: the quiet spikes, by their running count
+        count = np.r_[0, np.cumsum(self.quiet)]
+        a, b = (
+            np.clip(lo, 0, len(self.quiet)),
+            np.clip(np.minimum(hi, self.first - 1) + 1, 0, len(self.quiet)),
+        )
+        quiet = (b > a) & (count[np.maximum(b, a)] > count[a])
+        if not len(self.fired):
+            return np.asarray(quiet)
+        k = np.arange(len(self.fired))[:, None]
+        klo = (lo - self.first)[None, :]
+        khi = (hi - self.first)[None, :]
+        fired = self.fired[:, self.slot]
+        return np.asarray(quiet | (fired & (k >= klo) & (k <= khi)).any(0))
 
 
 @dataclass(frozen=True)
@@ -654,20 +725,24 @@ def _lif_step(
         mem, spk = mems[k][:n], spikes[k][:n]
         np.multiply(beta, mem, out=mem)
         np.add(mem, current, out=mem)
-        np.subtract(mem, thr, out=mem, where=spk)
+        np.subtract(mem, spk * thr, out=mem)  # (β·mem + I) − reset·thr, as _lif_scan
         np.greater(mem, thr, out=spk)
         if k + 1 < len(betas):
-            bits = np.packbits(spk, axis=1, bitorder="little")
-            index = bits[:, 0] if bits.shape[1] == 1 else bits[:, 0] | (bits[:, 1].astype(np.int64) << 8)
-            current = tables[k + 1][index]
+            current = np.take(tables[k + 1], _bits_index(spk), axis=0)
 
 
-def _lif_events(
-    module: LocalPETNetModule, code: np.ndarray, triples: np.ndarray, last: np.ndarray
-) -> np.ndarray:
-    """Output spikes (bool [rows, T]) of the local network on features ``triples[code]``, bit for
-    bit those of ``run_rows(fast=True)`` (:func:`_lif_scan`) at every step up to ``last`` (per
-    row; later steps are left False).
+def _bits_index(spikes: np.ndarray) -> np.ndarray:
+    """Row k of bool [rows, width] as the integer Σ_j spikes[k, j]·2^j."""
+    width = spikes.shape[1]
+    if width == 8 and spikes.flags.c_contiguous:
+        return np.packbits(spikes.reshape(-1), bitorder="little")
+    return (spikes.astype(np.float32) @ (2.0 ** np.arange(width, dtype=np.float32))).astype(np.intp)
+
+
+def _lif_events(module: LocalPETNetModule, code: np.ndarray, triples: np.ndarray, last: np.ndarray) -> _Fired:
+    """Output spikes of the local network on features ``triples[code]`` ([rows, T] codes), bit
+    for bit those of ``run_rows(fast=True)`` (:func:`_lif_scan`) at every step up to ``last``
+    (per row; later steps read as no spike).
 
     A row's steps before its first input are the network's response to no input, the same for
     every row: integrated once (:func:`_lif_constants`). From there each row is integrated step
@@ -684,33 +759,30 @@ def _lif_events(
     first = np.where(active.any(1), active.argmax(1), n_steps)
     last = np.minimum(last, n_steps - 1)
     span = np.maximum(last - first + 1, 0)
-    out = np.zeros((rows, n_steps), dtype=bool)
-    before = np.arange(n_steps)[None, :] < np.minimum(first, last + 1)[:, None]
-    out[before] = np.broadcast_to(const.quiet_spikes[-1][1:, 0], out.shape)[before]
     order = np.argsort(-span, kind="stable")
-    first, span = first[order], span[order]
-    n_active = np.searchsorted(-span, -np.arange(int(span.max(initial=0))), side="left")
-    if not len(n_active):
-        return out
-    # each row from its first input on: codes and outputs in steps since then, [k, row]
-    k_steps = np.arange(len(n_active))
-    at = np.minimum(first[None, :] + k_steps[:, None], n_steps - 1)
-    rel = code[order[None, :], at]
-    mems = [q[first] for q in const.quiet_mem]  # the state before each row's first input
-    spikes = [q[first] for q in const.quiet_spikes]
+    slot = np.empty(rows, dtype=np.int64)
+    slot[order] = np.arange(rows)
+    first_o, span_o = first[order], span[order]
+    n_active = np.searchsorted(-span_o, -np.arange(int(span_o.max(initial=0))), side="left")
     fired = np.zeros((len(n_active), rows), dtype=bool)
-    for k, n in enumerate(n_active):
-        _lif_step(const.betas, const.thresholds, tables, mems, spikes, tables[0][rel[k, :n]], int(n))
-        fired[k, :n] = spikes[-1][:n, 0]
-    inside = k_steps[:, None] < span[None, :]
-    out[np.broadcast_to(order, inside.shape)[inside], at[inside]] = fired[inside]
-    return out
+    if len(n_active):
+        # each row from its first input on, in steps since then: the codes [k, row]
+        at = np.minimum(first_o[None, :] + np.arange(len(n_active))[:, None], n_steps - 1)
+        rel = np.take(code.reshape(-1), order[None, :] * n_steps + at)
+        mems = [q[first_o] for q in const.quiet_mem]  # the state before each row's first input
+        spikes = [q[first_o] for q in const.quiet_spikes]
+        for k, n in enumerate(n_active):
+            current = np.take(tables[0], rel[k, :n], axis=0)
+            _lif_step(const.betas, const.thresholds, tables, mems, spikes, current, int(n))
+            fired[k, :n] = spikes[-1][:n, 0]
+    return _EventFired(const.quiet_spikes[-1][1:, 0], first, last, fired, slot)
 
 
 def _layer_table(fc: nn.Linear, inputs: np.ndarray) -> np.ndarray:
     """``fc`` applied to each row of ``inputs`` (every value one of its inputs can take)."""
     x = torch.from_numpy(inputs).to(dtype=fc.weight.dtype, device=fc.weight.device)
-    return fc(x).to("cpu").numpy()
+    with torch.no_grad():
+        return fc(x).to("cpu").numpy()
 
 
 def _event_chunks(sample: np.ndarray) -> list[slice]:
@@ -754,12 +826,12 @@ def _event_spikes(
             n_channels=n_channels,
             horizon=n_steps,
         )
+        spikes = run.fired.dense(np.arange(run.n_patterns + len(run.row_sample)))
         keyed = np.flatnonzero(run.pattern >= 0)
-        fires = np.asarray(run.spikes.any(1))[run.pattern[keyed]]
-        keyed = keyed[fires]
-        i, at = np.nonzero(run.spikes[run.pattern[keyed]])
+        keyed = keyed[np.asarray(spikes.any(1))[run.pattern[keyed]]]
+        i, at = np.nonzero(spikes[run.pattern[keyed]])
         out.append((s[keyed[i]], at, c[keyed[i]]))
-        r, at = np.nonzero(run.row_spikes)
+        r, at = np.nonzero(spikes[run.n_patterns :])
         out.append((run.row_sample[r], at, run.row_channel[r]))
     if not out:
         empty = np.zeros(0, dtype=np.int64)
@@ -788,7 +860,6 @@ def _event_selected(
     step = np.concatenate([t.step for t in tilings])
     channel = np.concatenate([t.channel for t in tilings])
     selected = np.zeros(len(sample), dtype=bool)
-    window = np.arange(n_steps)
     for part in _event_chunks(sample):
         s, t, c = sample[part], step[part], channel[part]
         run = _event_run(
@@ -804,13 +875,13 @@ def _event_selected(
         )
         chosen = np.zeros(len(s), dtype=bool)
         keyed = np.flatnonzero(run.pattern >= 0)
-        own_step = np.zeros(len(run.spikes), dtype=np.int64)
-        own_step[run.pattern[keyed]] = t[keyed]  # a pattern's key holds its own step
-        near = np.abs(window[None, :] - own_step[:, None]) <= tolerance_steps
-        chosen[keyed] = (run.spikes & near).any(1)[run.pattern[keyed]]
+        n_rows = len(run.row_sample)
+        lo = np.r_[run.own_step - tolerance_steps, np.zeros(n_rows, dtype=np.int64)]
+        hi = np.r_[run.own_step + tolerance_steps, np.full(n_rows, -1)]
+        chosen[keyed] = run.fired.any_between(lo, hi)[run.pattern[keyed]]
         rest = np.flatnonzero(run.pattern < 0)
         if len(rest):  # nearest own spike within the tolerance, as spikes_to_singles
-            r, at = np.nonzero(run.row_spikes)
+            r, at = np.nonzero(run.fired.dense(run.n_patterns + np.arange(n_rows)))
             sub = SpikeEncoding(
                 sample=s[rest],
                 step=t[rest],
