@@ -27,6 +27,7 @@ attributes ending in ``_``, ``predict``); ``module_`` is the ``torch.nn.Module``
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 import itertools
 import os
@@ -485,67 +486,76 @@ def _event_run(
         digits += 1
     starts = np.flatnonzero(np.r_[True, sample[1:] != sample[:-1]])
     counts = np.diff(np.r_[starts, n])
-    per_spike = np.repeat(counts, counts)
-    own = np.flatnonzero(per_spike > 1)  # spikes that share their sample
-    reps = per_spike[own]
-    pi = np.repeat(own, reps)
-    pj = np.repeat(np.repeat(starts, counts)[own] - np.cumsum(reps) + reps, reps) + np.arange(len(pi))
-    distinct = pj != pi
-    pi, pj = pi[distinct], pj[distinct]
+    # a spike alone in its sample has pattern = its step (patterns 0 … T − 1, all run); the
+    # spikes of shared samples ("own", in order) are keyed, each with each other spike
+    shared = np.flatnonzero(counts > 1)
+    n_in = counts[shared]
+    start_of = np.repeat(starts[shared], n_in)
+    own = start_of + np.arange(len(start_of)) - np.repeat(np.cumsum(n_in) - n_in, n_in)
+    reps = np.repeat(n_in, n_in) - 1
+    pl = np.repeat(np.arange(len(own)), reps)  # the pair's own spike, as an index into own
+    pi = own[pl]
+    pj = np.repeat(start_of - np.cumsum(reps) + reps, reps) + np.arange(len(pi))
+    pj += pj >= pi  # skip the spike itself
     ci, cj = channel[pi], channel[pj]
     same = ci == cj
-    several = np.zeros(n, dtype=bool)
-    several[pi[same]] = True  # a crystal with several spikes in one sample
+    several = np.zeros(len(own), dtype=bool)
+    several[pl[same]] = True  # a crystal with several spikes in one sample
     seen = np.flatnonzero(~same & (step[pj] <= step[pi] + horizon))
-    pi, pj = pi[seen], pj[seen]
-    fan = geometry.reshape(-1)[ci[seen] * n_channels + cj[seen]] > 0.5
+    pl, pj = pl[seen], pj[seen]
+    fan = geometry.reshape(-1)[ci[seen] * n_channels + cj[seen]]
     # pair p of spike i is the p-th digit of i's key: 2·step + 1 (other) or 2·step + 2 (fan)
-    key = step.astype(np.int64)
-    if len(pi):
-        group = np.flatnonzero(np.r_[True, pi[1:] != pi[:-1]])
-        n_seen = np.diff(np.r_[group, len(pi)])
-        position = np.arange(len(pi)) - np.repeat(group, n_seen)
+    key = step[own].astype(np.int64)
+    if len(pl):
+        group = np.flatnonzero(np.r_[True, pl[1:] != pl[:-1]])
+        n_seen = np.diff(np.r_[group, len(pl)])
+        position = np.arange(len(pl)) - np.repeat(group, n_seen)
         powers = base ** np.arange(digits, dtype=np.int64)
         value = (2 * step[pj] + 1 + fan) * powers[np.minimum(position, digits - 1)]
         value[position >= digits] = 0
-        key[pi[group]] += n_steps * np.add.reduceat(value, group)
-        several[pi[group[n_seen > digits]]] = True
+        key[pl[group]] += n_steps * np.add.reduceat(value, group)
+        several[pl[group[n_seen > digits]]] = True
     # distinct keys: a direct table for the small ones (at most two other spikes), a sort for the rest
     limit = n_steps * base ** min(2, digits)
     if limit > 1 << 21:
         limit = n_steps
-    pattern = np.full(n, -1, dtype=np.int64)
     keyed = np.flatnonzero(~several)
     small = keyed[key[keyed] < limit]
     used = np.zeros(limit, dtype=bool)
     used[key[small]] = True
-    table = np.cumsum(used) - 1
-    pattern[small] = table[key[small]]
+    distinct = np.flatnonzero(used)
+    table = np.empty(limit, dtype=np.int64)  # read only where used
+    table[distinct] = np.arange(len(distinct))
+    own_pattern = np.full(len(own), -1, dtype=np.int64)
+    own_pattern[small] = n_steps + table[key[small]]
     large = keyed[key[keyed] >= limit]
     if len(large):
         _, inverse = np.unique(key[large], return_inverse=True)
-        pattern[large] = int(table[-1]) + 1 + inverse.reshape(-1)
-    n_patterns = int(pattern.max()) + 1 if n else 0
-    first = np.empty(n_patterns, dtype=np.int64)
-    first[pattern[keyed]] = keyed  # one spike per pattern
+        own_pattern[large] = n_steps + len(distinct) + inverse.reshape(-1)
+    n_patterns = int(own_pattern.max(initial=n_steps - 1)) + 1
+    first = np.empty(n_patterns - n_steps, dtype=np.int64)
+    first[own_pattern[keyed] - n_steps] = keyed  # one spike per pattern (an index into own)
+    pattern = step.astype(np.int64)
+    pattern[own] = own_pattern
+    own_step = np.r_[np.arange(n_steps), step[own[first]]]
     # the patterns' input codes [patterns, T]: (own · S + facing fan) · S + other spikes
     size = int(counts.max(initial=1))
-    slot = np.full(n, -1, dtype=np.int64)
-    slot[first] = np.arange(n_patterns)
-    of_first = slot[pi] >= 0
+    slot = np.full(len(own), -1, dtype=np.int64)
+    slot[first] = np.arange(n_steps, n_patterns)
+    of_first = np.flatnonzero(slot[pl] >= 0)
     at = np.concatenate(
-        [np.arange(n_patterns) * n_steps + step[first], slot[pi[of_first]] * n_steps + step[pj[of_first]]]
+        [np.arange(n_patterns) * n_steps + own_step, slot[pl[of_first]] * n_steps + step[pj[of_first]]]
     )
     weight = np.concatenate([np.full(n_patterns, size * size), np.where(fan[of_first], size, 1)])
     codes = [np.bincount(at, weights=weight, minlength=n_patterns * n_steps).astype(np.int64)]
-    last = [np.minimum(step[first] + horizon, n_steps - 1)]
+    last = [np.minimum(own_step + horizon, n_steps - 1)]
     # rows run as they are
     row_sample = row_channel = np.zeros(0, dtype=np.int64)
     if several.any():
-        in_sample = np.zeros(len(starts), dtype=bool)
-        sample_of = np.repeat(np.arange(len(starts)), counts)
-        in_sample[sample_of[several]] = True
-        part = np.flatnonzero(in_sample[sample_of])
+        alone = own[several]
+        groups = np.unique(np.searchsorted(starts, alone, side="right") - 1)
+        part = np.repeat(starts[groups] - np.cumsum(counts[groups]) + counts[groups], counts[groups])
+        part += np.arange(len(part))  # the spikes of those samples
         # local_features on the crystals these samples hit, renumbered (a small geometry block)
         hit, local = np.unique(channel[part], return_inverse=True)
         sub = SpikeEncoding(
@@ -564,19 +574,29 @@ def _event_run(
             start_s=0.0,
             merged=0,
         )
-        block = geometry[np.ix_(hit, hit)] > 0.5
-        r_sample, r_channel, f = local_features(sub, np.unique(sample[several]), block)
+        block = geometry[np.ix_(hit, hit)]
+        r_sample, r_channel, f = local_features(sub, np.unique(sample[alone]), block)
         r_channel = hit[r_channel]
-        wanted = np.isin(r_sample * n_channels + r_channel, sample[several] * n_channels + channel[several])
+        wanted = np.isin(r_sample * n_channels + r_channel, sample[alone] * n_channels + channel[alone])
         row_sample, row_channel = r_sample[wanted], r_channel[wanted]
         counts_f = f[wanted].astype(np.int64)
         codes.append(((counts_f[..., 0] * size + counts_f[..., 1]) * size + counts_f[..., 2]).reshape(-1))
         last_own = n_steps - 1 - np.argmax(counts_f[:, ::-1, 0] > 0, axis=1)
         last.append(np.minimum(last_own + horizon, n_steps - 1))
     code = np.concatenate(codes).reshape(-1, n_steps)
-    triples = np.stack(np.unravel_index(np.arange(2 * size * size), (2, size, size)), axis=1)
+    triples = _grid(2 * size * size)
     fired = _run_local(module, device, code, triples, np.concatenate(last))
-    return _EventRun(pattern, step[first], fired, row_sample, row_channel)
+    return _EventRun(pattern, own_step, fired, row_sample, row_channel)
+
+
+@functools.cache
+def _grid(n: int) -> np.ndarray:
+    """The feature triples (own spike 0/1, facing fan, other spikes) of the input codes
+    0 … n − 1, n = 2·S²: code = (own · S + fan) · S + other (read only)."""
+    size = round((n // 2) ** 0.5)
+    grid = np.stack(np.unravel_index(np.arange(n), (2, size, size)), axis=1)
+    grid.flags.writeable = False
+    return grid
 
 
 def _run_local(
@@ -671,6 +691,7 @@ class _LifConstants:
     tables: list[np.ndarray]
     quiet_mem: list[np.ndarray]
     quiet_spikes: list[np.ndarray]
+    first: dict[int, np.ndarray]  # the first layer's table on _grid(size), by size
 
 
 _LIF_CACHE: dict[tuple[Any, ...], _LifConstants] = {}
@@ -683,7 +704,9 @@ def _lif_constants(module: LocalPETNetModule, n_steps: int) -> _LifConstants:
     tensors = [p for fc in fcs for p in (fc.weight, fc.bias)] + [
         v for lif in lifs for v in (lif.beta, lif.threshold)
     ]
-    key = (n_steps, *((str(t.dtype), tuple(t.shape), t.detach().cpu().numpy().tobytes()) for t in tensors))
+    flat = torch.cat([t.detach().reshape(-1).to("cpu", torch.float64) for t in tensors])
+    shapes = tuple((str(t.dtype), tuple(t.shape)) for t in tensors)
+    key = (n_steps, shapes, flat.numpy().tobytes())
     if key in _LIF_CACHE:
         return _LIF_CACHE[key]
     dtype = np.float32 if fcs[0].weight.dtype == torch.float32 else np.float64
@@ -702,7 +725,7 @@ def _lif_constants(module: LocalPETNetModule, n_steps: int) -> _LifConstants:
         _lif_step(betas, thresholds, tables, mems, spikes, tables[0], 1)
         for k in range(len(widths)):
             quiet_mem[k][t + 1], quiet_spikes[k][t + 1] = mems[k][0], spikes[k][0]
-    constants = _LifConstants(betas, thresholds, tables[1:], quiet_mem, quiet_spikes)
+    constants = _LifConstants(betas, thresholds, tables[1:], quiet_mem, quiet_spikes, {})
     if len(_LIF_CACHE) >= 16:
         _LIF_CACHE.clear()
     _LIF_CACHE[key] = constants
@@ -754,12 +777,17 @@ def _lif_events(module: LocalPETNetModule, code: np.ndarray, triples: np.ndarray
     """
     rows, n_steps = code.shape
     const = _lif_constants(module, n_steps)
-    tables = [_layer_table(module.fcs[0], triples), *const.tables]  # type: ignore[arg-type]
+    first_table = const.first.get(len(triples)) if triples is _grid(len(triples)) else None
+    if first_table is None:
+        first_table = _layer_table(module.fcs[0], triples)  # type: ignore[arg-type]
+        if triples is _grid(len(triples)):
+            const.first[len(triples)] = first_table
+    tables = [first_table, *const.tables]
     active = code != 0
     first = np.where(active.any(1), active.argmax(1), n_steps)
     last = np.minimum(last, n_steps - 1)
     span = np.maximum(last - first + 1, 0)
-    order = np.argsort(-span, kind="stable")
+    order = np.argsort((n_steps - span).astype(np.int16 if n_steps < 1 << 15 else np.int64), kind="stable")
     slot = np.empty(rows, dtype=np.int64)
     slot[order] = np.arange(rows)
     first_o, span_o = first[order], span[order]
@@ -780,9 +808,26 @@ def _lif_events(module: LocalPETNetModule, code: np.ndarray, triples: np.ndarray
 
 def _layer_table(fc: nn.Linear, inputs: np.ndarray) -> np.ndarray:
     """``fc`` applied to each row of ``inputs`` (every value one of its inputs can take)."""
-    x = torch.from_numpy(inputs).to(dtype=fc.weight.dtype, device=fc.weight.device)
+    x = torch.from_numpy(np.array(inputs)).to(dtype=fc.weight.dtype, device=fc.weight.device)
     with torch.no_grad():
         return fc(x).to("cpu").numpy()
+
+
+_GEOMETRY_CACHE: dict[int, tuple[torch.Tensor, int, np.ndarray]] = {}
+
+
+def _fan_matrix(module: LocalPETNetModule) -> np.ndarray:
+    """``module.geometry > 0.5`` as a bool array, kept while the buffer is the same tensor,
+    unchanged (its version counter counts in-place writes)."""
+    geometry: torch.Tensor = module.geometry  # type: ignore[assignment]
+    hit = _GEOMETRY_CACHE.get(id(geometry))
+    if hit is not None and hit[0] is geometry and hit[1] == geometry._version:
+        return hit[2]
+    fan = np.ascontiguousarray(geometry.detach().to("cpu").numpy() > 0.5)
+    if len(_GEOMETRY_CACHE) >= 8:
+        _GEOMETRY_CACHE.clear()
+    _GEOMETRY_CACHE[id(geometry)] = (geometry, geometry._version, fan)
+    return fan
 
 
 def _event_chunks(sample: np.ndarray) -> list[slice]:
@@ -811,7 +856,7 @@ def _event_spikes(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every output spike (sample, step, channel), sorted so, of the local network on the rows
     of spikes in (sample, step, channel) order, run event-driven (:func:`_event_run`)."""
-    geometry = module.geometry.to("cpu").numpy()  # type: ignore[operator]
+    geometry = _fan_matrix(module)
     out: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for part in _event_chunks(sample):
         s, t, c = sample[part], step[part], channel[part]
@@ -853,7 +898,7 @@ def _event_selected(
     """For each tiling, whether each single is selected: :func:`spikes_to_singles` of the local
     network's output spikes, with the tilings run together and event-driven (:func:`_event_run`,
     outputs read up to ``tolerance_steps`` after each row's spike)."""
-    geometry = module.geometry.to("cpu").numpy()  # type: ignore[operator]
+    geometry = _fan_matrix(module)
     offsets = np.cumsum([0] + [t.n_samples for t in tilings])
     sample = np.concatenate([t.sample + o for t, o in zip(tilings, offsets, strict=False)])
     bounds = np.cumsum([0] + [len(t.sample) for t in tilings])
