@@ -194,3 +194,29 @@ def test_unknown_method_is_refused() -> None:
     )
     with pytest.raises(InputError, match="method must be 'event', 'parallel' or 'scan'"):
         net.predict_spikes(enc, method="fast")
+
+
+def test_changed_weights_are_not_served_from_the_caches() -> None:
+    """The event path caches tables and the network's response to no input per weight tensor
+    (and its version) and the fan matrix per geometry buffer: in-place edits and new tensors
+    must both be seen."""
+    module = _active_module(1, 3)
+    net = _net(module, 64, 5)
+    singles = _random_singles(1500, 9, 3e-5)
+    opts = {"crystals_per_sector": 8, "bin_ns": 0.5, "n_steps": 32, "tolerance_steps": 2}
+    before = net.select_singles(singles, **opts)
+    assert 100 < len(before) < 1400
+    assert np.array_equal(before, net.select_singles(singles, method="scan", **opts))
+    bias = module.fcs[1].bias.detach().clone()
+    with torch.no_grad():
+        module.fcs[1].bias.sub_(1.0)  # in place
+        module.lifs[0].beta.mul_(0.5)
+    changed = net.select_singles(singles, **opts)
+    assert not np.array_equal(changed, before)
+    assert np.array_equal(changed, net.select_singles(singles, method="scan", **opts))
+    module.fcs[1].bias = torch.nn.Parameter(bias)  # a new tensor
+    module.geometry.copy_(opposite_fan(64, 64, 2))  # the buffer, in place
+    flipped = net.select_singles(singles, **opts)
+    assert np.array_equal(flipped, net.select_singles(singles, method="scan", **opts))
+    assert len(flipped) > 0
+    assert not np.array_equal(flipped, changed)

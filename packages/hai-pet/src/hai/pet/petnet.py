@@ -672,11 +672,13 @@ class _EventFired(_Fired):
         quiet = (b > a) & (count[np.maximum(b, a)] > count[a])
         if not len(self.fired):
             return np.asarray(quiet)
+        order = np.empty_like(self.slot)
+        order[self.slot] = np.arange(len(self.slot))  # fired's columns are the rows in this order
         k = np.arange(len(self.fired))[:, None]
-        klo = (lo - self.first)[None, :]
-        khi = (hi - self.first)[None, :]
-        fired = self.fired[:, self.slot]
-        return np.asarray(quiet | (fired & (k >= klo) & (k <= khi)).any(0))
+        klo = (lo - self.first)[order][None, :]
+        khi = (hi - self.first)[order][None, :]
+        fired = (self.fired & (k >= klo) & (k <= khi)).any(0)
+        return np.asarray(quiet | fired[self.slot])
 
 
 @dataclass(frozen=True)
@@ -694,21 +696,22 @@ class _LifConstants:
     first: dict[int, np.ndarray]  # the first layer's table on _grid(size), by size
 
 
-_LIF_CACHE: dict[tuple[Any, ...], _LifConstants] = {}
+_LIF_CACHE: dict[tuple[Any, ...], tuple[list[torch.Tensor], _LifConstants]] = {}
 
 
 def _lif_constants(module: LocalPETNetModule, n_steps: int) -> _LifConstants:
-    """:class:`_LifConstants` of ``module``, cached by the values of its weights (a few dozen)."""
+    """:class:`_LifConstants` of ``module``, cached while its weights are unchanged."""
     fcs: list[nn.Linear] = list(module.fcs)  # type: ignore[arg-type]
     lifs: list[Any] = list(module.lifs)
     tensors = [p for fc in fcs for p in (fc.weight, fc.bias)] + [
         v for lif in lifs for v in (lif.beta, lif.threshold)
     ]
-    flat = torch.cat([t.detach().reshape(-1).to("cpu", torch.float64) for t in tensors])
-    shapes = tuple((str(t.dtype), tuple(t.shape)) for t in tensors)
-    key = (n_steps, shapes, flat.numpy().tobytes())
-    if key in _LIF_CACHE:
-        return _LIF_CACHE[key]
+    # the same tensors (held by the cache, so no other tensor can take their ids), unchanged
+    # since (a tensor's version counts its in-place writes)
+    key = (n_steps, *((id(t), t._version) for t in tensors))
+    hit = _LIF_CACHE.get(key)
+    if hit is not None and all(a is b for a, b in zip(hit[0], tensors, strict=True)):
+        return hit[1]
     dtype = np.float32 if fcs[0].weight.dtype == torch.float32 else np.float64
     betas = [np.asarray(lif.beta.clamp(0, 1).item(), dtype=dtype) for lif in lifs]
     thresholds = [np.asarray(lif.threshold.item(), dtype=dtype) for lif in lifs]
@@ -728,7 +731,7 @@ def _lif_constants(module: LocalPETNetModule, n_steps: int) -> _LifConstants:
     constants = _LifConstants(betas, thresholds, tables[1:], quiet_mem, quiet_spikes, {})
     if len(_LIF_CACHE) >= 16:
         _LIF_CACHE.clear()
-    _LIF_CACHE[key] = constants
+    _LIF_CACHE[key] = (tensors, constants)
     return constants
 
 
@@ -748,7 +751,7 @@ def _lif_step(
         mem, spk = mems[k][:n], spikes[k][:n]
         np.multiply(beta, mem, out=mem)
         np.add(mem, current, out=mem)
-        np.subtract(mem, spk * thr, out=mem)  # (β·mem + I) − reset·thr, as _lif_scan
+        np.subtract(mem, spk if thr == 1 else spk * thr, out=mem)  # (β·mem + I) − reset·thr, as _lif_scan
         np.greater(mem, thr, out=spk)
         if k + 1 < len(betas):
             current = np.take(tables[k + 1], _bits_index(spk), axis=0)
