@@ -827,7 +827,7 @@ def _fan_matrix(module: LocalPETNetModule) -> np.ndarray:
     if hit is not None and hit[0] is geometry and hit[1] == geometry._version:
         return hit[2]
     fan = np.ascontiguousarray(geometry.detach().to("cpu").numpy() > 0.5)
-    if len(_GEOMETRY_CACHE) >= 8:
+    if len(_GEOMETRY_CACHE) >= 2:  # a 960-crystal fan matrix is 0.9 MB, its tensor 3.7 MB
         _GEOMETRY_CACHE.clear()
     _GEOMETRY_CACHE[id(geometry)] = (geometry, geometry._version, fan)
     return fan
