@@ -31,6 +31,7 @@ import functools
 import inspect
 import itertools
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -618,12 +619,12 @@ def _run_local(
     return _DenseFired(np.asarray(spk.to("cpu").numpy() > 0.5))
 
 
-class _Fired:
+class _Fired(ABC):
     """Output spikes of rows of the local network, read two ways."""
 
+    @abstractmethod
     def dense(self, rows: np.ndarray) -> np.ndarray:
         """bool [len(rows), T]: the output spikes of ``rows``."""
-        raise NotImplementedError
 
     def any_between(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         """bool per row: an output spike at a step in [lo, hi] (both inclusive; per row)."""
