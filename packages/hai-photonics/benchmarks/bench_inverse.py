@@ -4,13 +4,15 @@ refinement, valid-sequence fraction, time per design; the ratios the OptoLlama p
 (template / OptoLlama and OptoGPT / OptoLlama, best of 10) are computed from the same numbers.
 
     OMP_NUM_THREADS=1 python packages/hai-photonics/benchmarks/bench_inverse.py \\
-        --targets 200 --library /tmp/hai-ship/data-n100000-seed0 --out build/bench/inverse.json
+        --targets 1000 --library /tmp/hai-ship/data-n300000-seed0 --out build/bench/inverse.json
 
 By default the models are the ones shipped in the package (``train_shipped_model.py``) and the
 template library is their training data (give it with ``--library``, or it is regenerated from
-the recipe: 100,000 random stacks, data seed 0). Held-out targets are random stacks drawn from
-another stream (seed 12345) and simulated with the OptoLlama preset (300–2000 nm, air on both
-sides). Refinement is run on the first ``--refine-targets`` targets (it is the slow part).
+the OptoLlama checkpoint's recipe JSON: the stack count and data seed of its training data).
+``--designers`` runs a subset, so that designers can run in parallel processes. Held-out targets
+are random stacks drawn from another stream (seed 12345) and simulated with the OptoLlama preset
+(300–2000 nm, air on both sides). Refinement is run on the first ``--refine-targets`` targets
+(it is the slow part).
 """
 
 from __future__ import annotations
@@ -57,15 +59,26 @@ def main() -> None:
     parser.add_argument("--optollama", default=None, help="OptoLlama checkpoint (default: shipped)")
     parser.add_argument("--optogpt", default=None, help="OptoGPT checkpoint (default: shipped)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--designers",
+        default="template,optogpt,optollama",
+        help="comma-separated subset (run subsets in parallel processes; the ratios need all three)",
+    )
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     vocab = Vocabulary()
-    if args.library:
-        library = load_dataset(args.library)
-    else:
-        folder = Path("build/bench/inverse-library")
-        library = load_dataset(generate_dataset(folder, 100_000, seed=0, shard_size=25_000).path)
+
+    def load_library() -> Any:
+        if args.library:
+            return load_dataset(args.library)
+        # the OptoLlama checkpoint's own training data, from the recipe next to it
+        recipe_path = checkpoints["optollama"].with_suffix(".json")
+        data = json.loads(recipe_path.read_text(encoding="utf-8"))["data"] if recipe_path.is_file() else {}
+        n, seed = int(data.get("n_stacks", 100_000)), int(data.get("data_seed", 0))
+        folder = Path(f"build/bench/inverse-library-n{n}-seed{seed}")
+        return load_dataset(generate_dataset(folder, n, seed=seed, shard_size=25_000).path)
+
     ids = random_stacks(args.targets, np.random.default_rng(HELD_OUT_SEED), vocab)
     held_out = simulate_ids(ids, vocab, OPTOLLAMA).stacked().clamp(0, 1).float()
     presets = torch.stack([preset_target(name, OPTOLLAMA)[0] for name in PRESET_TARGETS])
@@ -73,11 +86,16 @@ def main() -> None:
         "optollama": Path(args.optollama or shipped_model_path("optollama")),
         "optogpt": Path(args.optogpt or shipped_model_path("optogpt")),
     }
-    designers: dict[str, Any] = {
-        "template": TemplateDesigner().fit(library),
-        "optogpt": OptoGPTDesigner(checkpoints["optogpt"]),
-        "optollama": OptoLlamaDesigner(checkpoints["optollama"]),
+    chosen = [name.strip() for name in args.designers.split(",") if name.strip()]
+    unknown = sorted(set(chosen) - {"template", "optogpt", "optollama"})
+    if unknown or not chosen:
+        parser.error(f"--designers: unknown {unknown}; choose from template, optogpt, optollama")
+    builders: dict[str, Any] = {
+        "template": lambda: TemplateDesigner().fit(load_library()),
+        "optogpt": lambda: OptoGPTDesigner(checkpoints["optogpt"]),
+        "optollama": lambda: OptoLlamaDesigner(checkpoints["optollama"]),
     }
+    designers: dict[str, Any] = {name: builders[name]() for name in chosen}
     rows: list[dict[str, Any]] = []
     preset_rows: list[dict[str, Any]] = []
     n_ref = min(args.refine_targets, args.targets)
@@ -114,24 +132,27 @@ def main() -> None:
                 }
             )
     best = {(r["designer"], r["k"]): r["mae_mean"] for r in rows}
-    ratios = {
-        f"template_over_optollama_best_of_{args.k}": round(
-            best[("template", args.k)] / best[("optollama", args.k)], 3
-        ),
-        f"optogpt_over_optollama_best_of_{args.k}": round(
-            best[("optogpt", args.k)] / best[("optollama", args.k)], 3
-        ),
-        "paper": {"template_over_optollama": 2.9, "optogpt_over_optollama": 3.45, "stacks": 10_000_000},
+    ratios: dict[str, Any] = {
+        "paper": {"template_over_optollama": 2.9, "optogpt_over_optollama": 3.45, "stacks": 10_000_000}
     }
+    for baseline in ("template", "optogpt"):
+        if (baseline, args.k) in best and ("optollama", args.k) in best:
+            ratios[f"{baseline}_over_optollama_best_of_{args.k}"] = round(
+                best[(baseline, args.k)] / best[("optollama", args.k)], 3
+            )
     recipes = {}
     for kind, path in checkpoints.items():
+        if kind not in designers:
+            continue
         recipe_path = path.with_suffix(".json")
         if recipe_path.is_file():
             recipe = json.loads(recipe_path.read_text(encoding="utf-8"))
             recipes[kind] = {k: v for k, v in recipe.items() if k != "history"}
     result = {
         "held_out": {"targets": args.targets, "seed": HELD_OUT_SEED, "preset": OPTOLLAMA.name},
-        "library_size": len(library),
+        "library_size": (
+            len(designers["template"].baseline.library_tokens_) if "template" in designers else None
+        ),
         "threads": args.threads,
         "rows": rows,
         "presets": preset_rows,

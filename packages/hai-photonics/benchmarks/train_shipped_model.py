@@ -3,10 +3,11 @@
 The recipe, run on one CPU thread (the numbers of the shipped files are in the JSON written next
 to each model, ``src/hai/photonics/inverse/<model>-small.json``)::
 
-    OMP_NUM_THREADS=1 python benchmarks/train_shipped_model.py --stage data --work /tmp/hai-ship
+    python benchmarks/train_shipped_model.py --stage data --work /tmp/hai-ship
     OMP_NUM_THREADS=1 python benchmarks/train_shipped_model.py --model optollama --work /tmp/hai-ship
     OMP_NUM_THREADS=1 python benchmarks/train_shipped_model.py --model optogpt --work /tmp/hai-ship
 
+(the two trainings ran at the same time, one CPU core each).
 ``--stage data`` generates the random stacks and their TMM spectra (seeded, resumable);
 ``--model`` trains one model on them for at most ``--max-seconds`` (both models get the same
 data, batch size and wall-time budget on one thread: the same data and compute), then writes
@@ -37,14 +38,14 @@ def main() -> None:
     parser.add_argument("--stage", choices=["data", "train"], default="train")
     parser.add_argument("--model", choices=["optollama", "optogpt"], default="optollama")
     parser.add_argument("--work", default="/tmp/hai-photonics-shipped")
-    parser.add_argument("--n", type=int, default=100_000, help="generated stacks")
+    parser.add_argument("--n", type=int, default=300_000, help="generated stacks")
     parser.add_argument("--data-seed", type=int, default=0)
     parser.add_argument("--size", default="mini", choices=sorted(SIZES))
-    parser.add_argument("--steps", type=int, default=6000, help="cosine schedule length (steps)")
+    parser.add_argument("--steps", type=int, default=9000, help="cosine schedule length (steps)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--eval-every", type=int, default=250)
-    parser.add_argument("--max-seconds", type=float, default=35 * 60)
+    parser.add_argument("--max-seconds", type=float, default=40 * 60)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu", help="cpu, cuda, ... (data generation and training)")
     parser.add_argument("--seed", type=int, default=0)

@@ -11,7 +11,15 @@ import torch
 from hai.photonics.inverse.model import ModelConfig, OptoLlama
 from hai.photonics.inverse.noise import NoiseSchedule
 from hai.photonics.inverse.optogpt import OptoGPT, decode
-from hai.photonics.inverse.sampling import canonical, filter_logits, is_valid, sample, transfer_counts
+from hai.photonics.inverse.sampling import (
+    _draw_ends,
+    allowed_mask,
+    canonical,
+    filter_logits,
+    is_valid,
+    sample,
+    transfer_counts,
+)
 from hai.photonics.stacks import Vocabulary
 from hai.shared import InputError, torch_threads
 
@@ -70,6 +78,8 @@ def test_every_sampled_sequence_is_valid() -> None:
         sample(llama, spectra, VOCAB, method="confidence", steps=3, temperature=1.5, top_p=None, generator=g),
         sample(llama, spectra, VOCAB, method="confidence", steps=9, temperature=0.0),
         sample(llama, spectra, VOCAB, method="remask", steps=6, temperature=2.0, top_p=0.95, generator=g),
+        sample(llama, spectra, VOCAB, method="length", steps=5, temperature=1.5, top_p=None, generator=g),
+        sample(llama, spectra, VOCAB, method="length", steps=1, temperature=0.0),
         decode(gpt, spectra, VOCAB),
         decode(gpt, spectra, VOCAB, method="sample", temperature=2.0, top_k=50, generator=g),
         decode(gpt, spectra, VOCAB, method="sample", top_p=0.5, generator=g),
@@ -108,3 +118,62 @@ def test_filter_logits() -> None:
     assert torch.isfinite(filter_logits(logits, top_k=2)).tolist() == [[True, True, False, False]]
     assert torch.isfinite(filter_logits(logits, top_p=0.7)).tolist() == [[True, True, False, False]]
     assert torch.isfinite(filter_logits(logits, top_p=0.1)).tolist() == [[True, False, False, False]]
+
+
+class _PadLover(torch.nn.Module):
+    """A stand-in model: fixed logits per position, ``<PAD>`` far ahead everywhere, ``<EOS>`` at
+    position j with logit ``eos[j]``, one layer token (nearly) certain among the layers."""
+
+    def __init__(self, eos: torch.Tensor) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+        logits = torch.zeros(VOCAB.sequence_length, len(VOCAB))
+        logits[:, VOCAB.pad_id] = 40.0
+        logits[:, VOCAB.eos_id] = eos
+        logits[:, VOCAB.id("SiO2_50")] = 30.0
+        self.register_buffer("logits", logits)
+
+    def forward(self, tokens: torch.Tensor, t: torch.Tensor, spectra: torch.Tensor) -> torch.Tensor:
+        return self.logits.expand(tokens.shape[0], -1, -1).clone()
+
+
+def test_length_sampler_draws_the_end_from_the_eos_probabilities() -> None:
+    eos = torch.linspace(-2.0, 2.0, VOCAB.sequence_length)
+    model = _PadLover(eos)
+    # the confidence sampler commits the confident <PAD>s and collapses to one layer
+    short = sample(model, torch.rand(50, 3, 12), VOCAB, method="confidence", steps=4)
+    assert all(len(s) == 1 for s in VOCAB.decode_batch(short))
+    g = torch.Generator().manual_seed(0)
+    n = 6000
+    ids = sample(
+        model, torch.rand(n, 3, 12), VOCAB, method="length", steps=4, temperature=1.0, top_p=None, generator=g
+    )
+    assert bool(is_valid(ids, VOCAB).all())
+    lengths = torch.tensor([len(s) for s in VOCAB.decode_batch(ids)])
+    # closed form: p(EOS at j) under the full softmax of position j, renormalised over the
+    # positions allowed to end the stack (1 .. L-1); a stack ending at j has j layers
+    logits = model.logits.masked_fill(~allowed_mask(VOCAB, pad_ends=True), float("-inf"))
+    p_end = torch.softmax(logits, dim=-1)[:, VOCAB.eos_id]
+    expected = p_end / p_end.sum()
+    observed = torch.bincount(lengths, minlength=VOCAB.sequence_length).double() / n
+    assert observed[0] == 0
+    assert torch.allclose(observed, expected.double(), atol=0.02)
+    # every layer before the drawn end is the preferred layer token (no end token inside)
+    layer = VOCAB.id("SiO2_50")
+    pos = torch.arange(VOCAB.sequence_length)[None, :]
+    assert bool((ids[pos < lengths[:, None]] == layer).all())
+    # T = 0: the most probable end, for every row
+    greedy = _draw_ends(logits.expand(3, -1, -1), VOCAB, 0.0, None)
+    assert greedy.tolist() == [int(p_end.argmax())] * 3
+
+
+@pytest.mark.parametrize("steps", [1, 3, 8])
+def test_length_sampler_commits_the_end_first_then_every_layer(steps: int) -> None:
+    model, _ = _models()
+    trace: list[torch.Tensor] = []
+    g = torch.Generator().manual_seed(1)
+    ids = sample(model, torch.rand(16, 3, 12), VOCAB, method="length", steps=steps, generator=g, trace=trace)
+    lengths = torch.tensor([len(s) for s in VOCAB.decode_batch(ids)])
+    assert torch.equal(trace[0].sum(dim=1), lengths)  # after the first step only the layers are masked
+    assert not trace[-1].any()
+    assert len(trace) <= max(steps - 1, 1) + 1

@@ -54,7 +54,11 @@ def add_commands(sub: Any) -> None:
     p.add_argument("-k", type=arg_positive_int(maximum=1000), default=10, help="candidates (best of k)")
     p.add_argument("--refine", action="store_true", help="refine thicknesses through the TMM")
     p.add_argument("--snap", action="store_true", help="with --refine: snap to the thickness grid")
-    p.add_argument("--sampler", default="confidence", help="OptoLlama: confidence or remask")
+    p.add_argument(
+        "--sampler",
+        default="confidence",
+        help="OptoLlama: confidence (default), remask (the reference's) or length (end drawn first)",
+    )
     p.add_argument("--steps", type=arg_positive_int(), default=None, help="OptoLlama sampling steps")
     p.add_argument("--temperature", type=arg_positive_float, default=None)
     p.add_argument("--top-p", type=arg_fraction, default=0.9)

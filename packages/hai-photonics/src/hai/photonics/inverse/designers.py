@@ -226,7 +226,8 @@ class _ModelDesigner:
 
 
 class OptoLlamaDesigner(_ModelDesigner):
-    """OptoLlama samples (``confidence`` or the reference's ``remask`` sampler), best of k."""
+    """OptoLlama samples, best of k: ``confidence``, the reference's ``remask``, or ``length``
+    (where each stack ends is drawn first)."""
 
     name = kind = "optollama"
 

@@ -7,7 +7,16 @@ each with probability β(t_next); nothing committed is kept (MaskGIT-like). ``co
 LLaDA's ``generate.py``: start all ``<MSK>``, commit ``get_num_transfer_tokens`` — #masked/steps
 per step, the remainder on the first steps — choosing the masked positions whose sampled token
 is most probable (``low_confidence`` re-masking); committed tokens stay (MDLM's frozen clean
-tokens). Validity by construction: logits outside the allowed set of a position (layer tokens
+tokens). ``length`` (hai's, not the reference's) first draws where each stack ends from the model's
+own ``<EOS>`` probabilities over the positions (all still masked, tempered like the tokens),
+commits that ``<EOS>`` and the ``<PAD>`` behind it, and then commits layers by confidence as
+``confidence`` does, with no end token allowed before the drawn one. Why: the confidence sampler
+commits the most probable tokens first, and with every position masked those are the ``<PAD>``
+of the last positions (most stacks are shorter than 20 layers); each committed ``<PAD>`` makes the
+one before it more probable, so samples collapse to 2–4 layers where the targets have 10
+(measured by ``benchmarks/tune_optollama_sampler.py``); the remask sampler ends each stack at the
+first of 21 independently drawn tokens that is an end token, with the same effect.
+Validity by construction: logits outside the allowed set of a position (layer tokens
 and ``<EOS>`` or ``<PAD>``; neither at the first position, no layer at the last) are −inf,
 tokens committed behind a committed end become ``<PAD>`` at once (the inputs the model saw in training),
 and :func:`canonical` ends each stack at its first ``<EOS>``/``<PAD>``. Hand-written: no library samples
@@ -32,7 +41,7 @@ __all__ = [
     "transfer_counts",
 ]
 
-SAMPLERS = ("remask", "confidence")
+SAMPLERS = ("remask", "confidence", "length")
 
 
 def allowed_mask(vocab: Vocabulary, length: int | None = None, *, pad_ends: bool = False) -> torch.Tensor:
@@ -114,6 +123,18 @@ def _draw(
     return tok, probs.gather(-1, tok[..., None]).squeeze(-1)
 
 
+def _draw_ends(
+    logits: torch.Tensor, vocab: Vocabulary, temperature: float, generator: torch.Generator | None
+) -> torch.Tensor:
+    """(B,) positions of ``<EOS>``: drawn ∝ p(``<EOS>`` at j)^(1/T) over the positions allowed to
+    hold it (the most probable at T = 0)."""
+    log_p = torch.log_softmax(logits, dim=-1)[..., vocab.eos_id]  # (B, L); −inf where not allowed
+    if temperature <= 0:
+        return log_p.argmax(dim=1)
+    probs = torch.softmax(log_p / temperature, dim=1)
+    return torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(1).to(logits.device)
+
+
 def transfer_counts(masked: int, steps: int) -> list[int]:
     """LLaDA's ``get_num_transfer_tokens``: ``masked // steps`` per step, the remainder first."""
     base, rem = divmod(masked, steps)
@@ -150,8 +171,10 @@ def sample(
     allowed = allowed_mask(vocab, length, pad_ends=True).to(device)
     x = torch.full((b, length), vocab.mask_id, dtype=torch.int64, device=device)
 
+    permitted = allowed[None]  # (1 or B, L, V): narrowed per row by the length sampler
+
     def logits_at(t: torch.Tensor) -> torch.Tensor:
-        return model(x, t, spectra).float().masked_fill(~allowed[None], float("-inf"))
+        return model(x, t, spectra).float().masked_fill(~permitted, float("-inf"))
 
     if method == "remask":
         times = torch.linspace(1.0, schedule.eps, steps + 1, dtype=torch.float64)
@@ -169,6 +192,37 @@ def sample(
         return canonical(x.cpu(), vocab)
 
     counts = transfer_counts(length, steps)
+    if method == "length":
+        ends = _draw_ends(logits_at(torch.ones(b, device=device)), vocab, temperature, generator)
+        pos = torch.arange(length, device=device)[None, :]
+        x = torch.where(pos > ends[:, None], torch.full_like(x, vocab.pad_id), x)
+        x = torch.where(pos == ends[:, None], torch.full_like(x, vocab.eos_id), x)
+        before = (pos < ends[:, None])[:, :, None]
+        end_ids = torch.tensor([vocab.eos_id, vocab.pad_id], device=device)
+        is_end = torch.zeros(len(vocab), dtype=torch.bool, device=device).scatter(0, end_ids, True)
+        permitted = permitted & ~(before & is_end[None, None, :])  # read by logits_at
+        if trace is not None:
+            trace.append((x == vocab.mask_id).cpu())
+        # the layers left are committed over the remaining steps, the same number in every row
+        # only when the drawn lengths agree; each row commits its own share per step
+        left = (x == vocab.mask_id).sum(dim=1)
+        per_row = [transfer_counts(int(n), max(steps - 1, 1)) for n in left.tolist()]
+        for i in range(max(steps - 1, 1)):
+            masked = x == vocab.mask_id
+            if not masked.any():
+                break
+            t = schedule.time_of(masked.double().mean(dim=1)).to(device)
+            tok, conf = _draw(logits_at(t), temperature, top_p, generator)
+            conf = conf.masked_fill(~masked, -1.0)
+            order = conf.argsort(dim=1, descending=True)
+            rank = torch.empty_like(order).scatter_(1, order, pos.expand_as(order).contiguous())
+            quota = torch.tensor([row[i] for row in per_row], device=device)
+            commit = (rank < quota[:, None]) & masked
+            x = torch.where(commit, tok, x)
+            if trace is not None:
+                trace.append((x == vocab.mask_id).cpu())
+        return canonical(x.cpu(), vocab)
+
     for i in range(steps):
         masked = x == vocab.mask_id
         t = schedule.time_of(masked.double().mean(dim=1)).to(device)
