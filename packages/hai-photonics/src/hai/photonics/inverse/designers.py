@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -168,7 +169,7 @@ class TemplateDesigner:
         return _finish(ids, mae, valid, target, self.vocab, self.config, refine, start)
 
 
-class _ModelDesigner:
+class _ModelDesigner(ABC):
     kind = ""
 
     def __init__(
@@ -208,8 +209,9 @@ class _ModelDesigner:
         self._use(load_model(result.best_path, kind=self.kind, vocab=dataset.vocab))
         return self
 
+    @abstractmethod
     def _propose(self, targets: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
-        raise NotImplementedError
+        """(len(targets) · k, L) candidate token ids, k per target in order."""
 
     def design(self, targets: Any, *, k: int = 10, refine: bool = False) -> Designs:
         if not hasattr(self, "loaded"):
