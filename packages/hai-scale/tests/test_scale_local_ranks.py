@@ -77,9 +77,11 @@ def test_a_hang_is_stopped_at_the_timeout(tmp_path: Path):
 def test_interrupt_leaves_no_process_and_no_folder(tmp_path: Path, sig: signal.Signals):
     script = textwrap.dedent(
         f"""
-        import sys
+        import signal, sys
         from pathlib import Path
         from hai.scale.local_ranks import rank_folder, run_ranks
+        # as from a terminal: a launcher started in the background inherits an ignored SIGINT
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         SLEEPER = {SLEEPER!r}
         try:
             with rank_folder() as folder:

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from hai.shared import HaiError
 from hai.shared.checks import positive_float, positive_int
@@ -81,19 +82,30 @@ def run_ranks(
     timeout_s = positive_float("timeout", timeout_s)
     job = RankJob(folder, nproc)
     procs: list[subprocess.Popen[bytes]] = []
-    previous = signal.getsignal(signal.SIGTERM)
+    # The handlers only note the signal; KeyboardInterrupt is raised from the loops below, at a
+    # safe point. Raised from the handler itself it could land inside Popen.poll() while that
+    # holds the Popen's wait lock, and the wait() that stops the ranks then blocks forever
+    # (seen: a launcher hung on SIGTERM with its ranks left as zombies).
+    signals: list[int] = []
 
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        signals.append(signum)
 
-    restore = True
+    def check() -> None:
+        if signals:
+            raise KeyboardInterrupt
+
+    previous: dict[int, Any] = {}
     try:
-        signal.signal(signal.SIGTERM, on_term)
-    except ValueError:  # not the main thread: leave SIGTERM alone
-        restore = False
+        previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, on_signal)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # an ignored SIGINT stays so
+            previous[signal.SIGINT] = signal.signal(signal.SIGINT, on_signal)
+    except ValueError:  # not the main thread: leave the signals alone
+        pass
     try:
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
         for rank in range(nproc):
+            check()
             with open(folder / f"rank{rank}.log", "wb") as log:
                 procs.append(
                     subprocess.Popen(
@@ -102,6 +114,7 @@ def run_ranks(
                 )
         deadline = time.monotonic() + timeout_s
         while any(p.poll() is None for p in procs):
+            check()
             if any(p.returncode not in (None, 0) for p in procs) or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
@@ -111,7 +124,9 @@ def run_ranks(
             # itself, so that error is raised rather than the peer's gloo error.
             grace = min(deadline, time.monotonic() + _GRACE_S)
             while any(p.poll() is None for p in procs) and time.monotonic() < grace:
+                check()
                 time.sleep(0.05)
+        check()
         failed = [r for r, p in enumerate(procs) if p.returncode not in (None, 0)]
         hung = not failed and any(p.poll() is None for p in procs)
         _stop(procs)
@@ -126,5 +141,5 @@ def run_ranks(
             raise HaiError(f"the {what} did not finish within {timeout_s:g} s; every rank was stopped")
     finally:
         _stop(procs)
-        if restore:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
