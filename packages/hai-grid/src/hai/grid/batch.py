@@ -30,6 +30,7 @@ import scipy.sparse as sp
 import torch
 from scipy.sparse.csgraph import connected_components
 
+from hai.grid.bridges import BridgeCuts, bridges
 from hai.grid.network import CompiledNetwork, compile_network, degrees, injection_matrix_sparse
 from hai.grid.newton import NewtonResult, PowerFlowSystem, distributed_slack_system, newton_raphson
 from hai.grid.options import compile_options
@@ -160,8 +161,8 @@ def _outage_topology(
     ref = compiled.ref.cpu().numpy()
     values = np.tile(base, (len(outages), 1))
     dead = np.zeros((len(outages), n), dtype=bool)
-    bridge = _bridges(f, t, n)
-    cut_off = _BridgeCuts(f, t, n, ref, bridge)
+    bridge = bridges(f, t, n)
+    cut_off = BridgeCuts(f, t, n, ref, bridge)
     for b, scenario in enumerate(outages):
         removed_rows = [_branch_rows(compiled, element, index) for element, index in scenario]
         if not removed_rows:
@@ -181,78 +182,6 @@ def _outage_topology(
         _, labels = connected_components(graph, directed=False)
         dead[b] = ~np.isin(labels, labels[ref])
     return torch.from_numpy(values), dead
-
-
-class _BridgeCuts:
-    """The buses cut off from every slack by the removal of one bridge, without a graph search
-    per outage: the 2-edge-connected pieces (the grid without its bridges) form a tree whose
-    edges are the bridges; rooted at a piece with a slack, a bridge cuts off the subtree below
-    it when that subtree holds no slack. Subtrees are contiguous in depth-first preorder."""
-
-    def __init__(self, f: np.ndarray, t: np.ndarray, n: int, ref: np.ndarray, bridge: np.ndarray) -> None:
-        keep = ~bridge
-        graph = sp.coo_matrix((np.ones(int(keep.sum())), (f[keep], t[keep])), shape=(n, n))
-        n_piece, self.labels = connected_components(graph, directed=False)
-        a, b = self.labels[f[bridge]], self.labels[t[bridge]]
-        tree = sp.coo_matrix((np.ones(len(a)), (a, b)), shape=(n_piece, n_piece)).tocsr()
-        tree = (tree + tree.T).tocsr()
-        slack = np.zeros(n_piece, dtype=bool)
-        slack[self.labels[ref]] = True
-        # iterative depth-first preorder, roots with a slack first
-        self.parent = np.full(n_piece, -1)
-        self.tin = np.full(n_piece, -1)
-        order: list[int] = []
-        for root in np.r_[np.nonzero(slack)[0], np.nonzero(~slack)[0]]:
-            if self.tin[root] >= 0:
-                continue
-            stack = [int(root)]
-            while stack:
-                node = stack.pop()
-                if self.tin[node] >= 0:
-                    continue
-                self.tin[node] = len(order)
-                order.append(node)
-                for child in tree.indices[tree.indptr[node] : tree.indptr[node + 1]][::-1]:
-                    if self.tin[child] < 0:
-                        self.parent[child] = node
-                        stack.append(int(child))
-        self.order = np.array(order, dtype=np.int64)
-        self.size = np.ones(n_piece, dtype=np.int64)
-        self.slacks = slack.astype(np.int64)
-        for node in self.order[::-1]:
-            if self.parent[node] >= 0:
-                self.size[self.parent[node]] += self.size[node]
-                self.slacks[self.parent[node]] += self.slacks[node]
-        # pieces of a tree without any slack are cut off in every scenario
-        root = np.arange(n_piece)
-        for node in self.order:
-            if self.parent[node] >= 0:
-                root[node] = root[self.parent[node]]
-        self.base_dead = ~slack[root]
-        self.f, self.t = f, t
-
-    def __call__(self, k: int) -> np.ndarray:
-        """Dead buses (n,) after removing bridge ``k`` alone."""
-        a, b = self.labels[self.f[k]], self.labels[self.t[k]]
-        child = a if self.parent[a] == b else b
-        dead = self.base_dead.copy()
-        if self.slacks[child] == 0:
-            dead[self.order[self.tin[child] : self.tin[child] + self.size[child]]] = True
-        return np.asarray(dead[self.labels])
-
-
-def _bridges(f: np.ndarray, t: np.ndarray, n: int) -> np.ndarray:
-    """Per branch: is it a bridge of the bus graph (its removal alone splits the grid)?"""
-    import networkx as nx  # type: ignore[import-untyped]
-
-    low, high = np.minimum(f, t), np.maximum(f, t)
-    pairs, inverse, counts = np.unique(low * n + high, return_inverse=True, return_counts=True)
-    graph = nx.Graph()
-    graph.add_nodes_from(range(n))
-    graph.add_edges_from((int(p // n), int(p % n)) for p in pairs if p // n != p % n)
-    found = {min(a, b) * n + max(a, b) for a, b in nx.bridges(graph)}
-    single = counts[inverse] == 1  # parallel branches are never bridges
-    return single & np.isin(low * n + high, np.fromiter(found, dtype=np.int64, count=len(found)))
 
 
 def scenario_sbus(

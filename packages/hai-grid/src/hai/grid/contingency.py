@@ -318,33 +318,7 @@ def run_contingency(
             else values[0]
             for element, values in loading.items()
         }
-    violations: list[dict[str, Any]] = []
-    for b, outage in enumerate(outages, start=1):
-        if not ok[b]:
-            continue
-        if "min_vm_pu" in net.bus and "max_vm_pu" in net.bus:
-            low = vm[b] < net.bus.min_vm_pu.to_numpy(dtype=float)
-            high = vm[b] > net.bus.max_vm_pu.to_numpy(dtype=float)
-            for pos in np.nonzero(low | high)[0]:
-                violations.append(
-                    {
-                        "outage": outage,
-                        "element": "bus",
-                        "index": int(net.bus.index[pos]),
-                        "vm_pu": float(vm[b, pos]),
-                    }
-                )
-        for element, limit in _limits(net)[1].items():
-            over = loading[element][b] > limit
-            for pos in np.nonzero(over)[0]:
-                violations.append(
-                    {
-                        "outage": outage,
-                        "element": element,
-                        "index": int(net[element].index[pos]),
-                        "loading_percent": float(loading[element][b, pos]),
-                    }
-                )
+    violations = _violations(net, outages, ok, vm, loading)
     return ContingencyResult(
         outages=outages,
         vm_pu=vm[1:],
@@ -361,3 +335,36 @@ def run_contingency(
         screened=screened[1:],
         error_bound_vm_pu=np.where(screened, screen.bound, 0.0)[1:] if screen else np.zeros(len(outages)),
     )
+
+
+def _violations(
+    net: Any, outages: list[tuple[str, int]], ok: np.ndarray, vm: np.ndarray, loading: dict[str, np.ndarray]
+) -> list[dict[str, Any]]:
+    """Per solved outage (rows 1.. of ``vm``/``loading``; row 0 is the intact grid), the buses
+    outside their vm_pu limits and the branches above max_loading_percent, in outage order."""
+    vm_limits, loading_limits = _limits(net)
+    over: list[tuple[str, str, np.ndarray, np.ndarray, np.ndarray]] = []  # (element, key, b, pos, value)
+    rows = ok.copy()
+    rows[0] = False
+    if vm_limits is not None:
+        with np.errstate(invalid="ignore"):
+            b, pos = np.nonzero(rows[:, None] & ((vm < vm_limits[0]) | (vm > vm_limits[1])))
+        over.append(("bus", "vm_pu", b, pos, vm[b, pos]))
+    for element, limit in loading_limits.items():
+        with np.errstate(invalid="ignore"):
+            b, pos = np.nonzero(rows[:, None] & (loading[element] > limit))
+        over.append((element, "loading_percent", b, pos, loading[element][b, pos]))
+    found: list[tuple[int, int, int, dict[str, Any]]] = []
+    for kind, (element, key, b, pos, value) in enumerate(over):
+        index = net[element].index.to_numpy()[pos].tolist()
+        for scenario, p, i, x in zip(b.tolist(), pos.tolist(), index, value.tolist(), strict=True):
+            found.append(
+                (
+                    scenario,
+                    kind,
+                    p,
+                    {"outage": outages[scenario - 1], "element": element, "index": int(i), key: float(x)},
+                )
+            )
+    found.sort(key=lambda item: item[:3])
+    return [item[3] for item in found]

@@ -50,6 +50,8 @@ Screen = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 MAX_RANK = 40
 #: Largest number of float64 entries of the per-chunk ``J0⁻¹ E_R`` blocks (128 MiB).
 CHUNK_BUDGET = 16_000_000
+#: Largest number of float64 entries of one block of right-hand sides for ``J0⁻¹ E_R`` (8 MiB).
+INVERSE_BLOCK = 1_000_000
 
 
 def single_threaded_blas() -> AbstractContextManager[object]:
@@ -71,7 +73,7 @@ def solve_outages(
     frozen: torch.Tensor | None = None,
     tolerance_mva: float = 1e-8,
     max_iteration: int = 15,
-    chunk: int = 256,
+    chunk: int = 32,
     screen: Screen | None = None,
 ) -> NewtonResult:
     """Solve every outage scenario (``ybus_values``: (batch, nnz)) from the base solution ``v_base``.
@@ -106,9 +108,10 @@ class _Outages:
         self.s = sbus.detach().cpu().numpy().astype(np.complex128)
         y0 = system.ybus_values.cpu().numpy()
         self.y0 = sp.csr_matrix((y0, (system.ybus_rows_np, system.ybus_cols_np)), shape=(n, n))
-        y = ybus_values.detach().cpu().numpy()
-        self.dy = y - y0[None, :]
-        self.batch = y.shape[0]
+        # each scenario's changed Ybus entries (positions, values), padded with zeros: a dense
+        # (batch, nnz) difference would be 100 MB for 150 outages of case9241pegase
+        self.dy_pos, self.dy = _changed_entries(ybus_values.detach().cpu().numpy(), y0)
+        self.batch = self.dy.shape[0]
         self.frozen = (
             np.zeros((self.batch, system.n_var), dtype=bool) if frozen is None else frozen.cpu().numpy()
         )
@@ -173,7 +176,7 @@ class _Outages:
         system = self.system
         out = []
         for b in range(self.batch):
-            buses = np.unique(system.ybus_rows_np[self.dy[b] != 0])
+            buses = np.unique(system.ybus_rows_np[self.dy_pos[b][self.dy[b] != 0]])
             unknowns = np.r_[system.pos_a_np[buses], system.pos_m_np[buses]]
             unknowns = np.union1d(unknowns[unknowns >= 0], np.nonzero(self.frozen[b])[0])
             out.append(unknowns.astype(np.int64))
@@ -183,10 +186,14 @@ class _Outages:
         """``(J0⁻¹ E_cols)ᵀ`` as (len(cols) + 1, n_var + 1): the last row and column are the
         zero padding (padded unknowns point there)."""
         n_var = self.system.n_var
-        eye = np.zeros((n_var, len(cols)), order="F")
-        eye[cols, np.arange(len(cols))] = 1.0
         out = np.zeros((len(cols) + 1, n_var + 1))
-        out[: len(cols), :n_var] = self.lu.solve(eye).reshape(n_var, len(cols)).T
+        # in blocks: one solve of all columns would hold three more copies of ``out`` at once
+        block = max(1, INVERSE_BLOCK // max(1, n_var))
+        for start in range(0, len(cols), block):
+            part = cols[start : start + block]
+            eye = np.zeros((n_var, len(part)), order="F")
+            eye[part, np.arange(len(part))] = 1.0
+            out[start : start + len(part), :n_var] = self.lu.solve(eye).reshape(n_var, len(part)).T
         return out
 
     def residual(
@@ -240,10 +247,8 @@ class _Outages:
         valid = sel < n_var
         fz = self.frozen[ids]
         # the changed Ybus entries of each scenario, padded with zeros
-        dy_full = self.dy[ids]
-        m = max(1, int((dy_full != 0).sum(axis=1).max()))
-        order = np.argsort(dy_full == 0, axis=1, kind="stable")[:, :m]
-        dy = np.take_along_axis(dy_full, order, axis=1)
+        m = max(1, int((self.dy[ids] != 0).sum(axis=1).max()))
+        dy, order = self.dy[ids, :m], self.dy_pos[ids, :m]
         er, ec = system.ybus_rows_np[order], system.ybus_cols_np[order]
         # D_b: ΔJ on the changed rows (the frozen rows are identity rows: D = e_k, P = e_k e_kᵀ)
         j_rows, j_cols, j_vals = self.jacobian_change(dy, er, ec)
@@ -278,7 +283,7 @@ class _Outages:
         # move, and the working set shrinks to the active ones once fewer than half are active
         v = np.repeat(self.v0[:, None], c, axis=1)
         f = self.residual(v, dy, er, ec, fz)
-        norm_all = np.abs(f).max(axis=0)
+        norm_all = _max_abs(f)
         v_all, failed_all, stopped_all = v.copy(), np.zeros(c, dtype=bool), np.zeros(c, dtype=bool)
         its_all = np.zeros(c, dtype=np.int64)
         work = np.arange(c)
@@ -324,17 +329,17 @@ class _Outages:
                 )
                 step = y[:n_var] - np.asarray(mix @ zt)[:, :n_var].T
             step[:, ~active] = 0.0
-            bad = ~np.isfinite(step).all(axis=0)
+            size = _max_abs(step)
+            bad = ~np.isfinite(size)  # the maximum is NaN or inf where any entry is
             step[:, bad] = 0.0
             va[self.pvpq] -= step[:n_a]
             vm[self.pq] -= step[n_a:]
             its[a] += 1
             failed |= bad
-            v = vm * np.cos(va) + 1j * (vm * np.sin(va))
+            v = polar(vm, va)
             f = self.residual(v, dy, er, ec, fz)
-            nn = np.abs(f).max(axis=0)
+            nn = _max_abs(f)
             norm = np.where(np.isfinite(nn), nn, np.inf)
-            size = np.abs(step).max(axis=0)
             contracting = active & (size <= 0.5 * prev) & ~failed & (norm > tol)
             prev = np.where(active, size, prev)
             if screen is not None and contracting.any():
@@ -349,6 +354,37 @@ class _Outages:
         failed_all[work], stopped_all[work] = failed, stopped
         conv = (norm_all <= tol) & ~failed_all
         return v_all.T, conv, stopped_all & ~conv, its_all, norm_all
+
+
+def polar(vm: np.ndarray, va: np.ndarray) -> np.ndarray:
+    """``vm·e^{i·va}`` (float64 arrays of one shape): torch's vectorised cos and sin measured
+    about 3x faster than numpy's here, and these are a fifth of an outage iteration's time."""
+    cos = torch.cos(torch.from_numpy(va))
+    sin = torch.sin(torch.from_numpy(va))
+    magnitude = torch.from_numpy(vm)
+    return torch.complex(cos.mul_(magnitude), sin.mul_(magnitude)).numpy()
+
+
+def _max_abs(x: np.ndarray) -> np.ndarray:
+    """Column-wise max |x| of a real (rows, columns) array without the |x| temporary; NaN where a
+    column holds a NaN."""
+    return np.asarray(np.maximum(x.max(axis=0), -x.min(axis=0)))
+
+
+def _changed_entries(y: np.ndarray, y0: np.ndarray, block: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (batch, m) and values (batch, m) of ``y[b] - y0``'s nonzeros, nonzeros first in
+    ascending position, padded with position 0 and value 0; computed ``block`` rows at a time."""
+    positions: list[np.ndarray] = []
+    for start in range(0, y.shape[0], block):
+        diff = y[start : start + block] != y0[None, :]
+        positions += [np.nonzero(row)[0] for row in diff]
+    m = max([1] + [len(p) for p in positions])
+    pos = np.zeros((len(positions), m), dtype=np.int64)
+    val = np.zeros((len(positions), m), dtype=np.complex128)
+    for b, p in enumerate(positions):
+        pos[b, : len(p)] = p
+        val[b, : len(p)] = y[b, p] - y0[p]
+    return pos, val
 
 
 def _position(sel: np.ndarray, values: np.ndarray, rank: int) -> np.ndarray:
