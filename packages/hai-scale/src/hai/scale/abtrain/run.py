@@ -112,4 +112,6 @@ def launch_ab(
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    from hai.scale.rank_exit import exit_rank
+
+    exit_rank(main())

@@ -187,4 +187,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    from hai.scale.rank_exit import exit_rank
+
+    exit_rank(main())

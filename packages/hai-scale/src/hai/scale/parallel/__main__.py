@@ -1,8 +1,7 @@
 """``torchrun --nproc-per-node N -m hai.scale.parallel [options]``: one rank of a BNN training job."""
 
-import sys
-
 from hai.scale.parallel.launch import worker_main
+from hai.scale.rank_exit import exit_rank
 
 if __name__ == "__main__":
-    sys.exit(worker_main())
+    exit_rank(worker_main())
