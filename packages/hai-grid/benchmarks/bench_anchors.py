@@ -215,8 +215,6 @@ def bench_n1(
     in_service = net.line.index[net.line.in_service.to_numpy(dtype=bool)]
     pick = np.linspace(0, len(in_service) - 1, min(n_outages, len(in_service))).round().astype(int)
     lines = [int(i) for i in in_service[pick]]
-    # warm-up on two outages (first-use imports), as the anchors are warm from their model build
-    hai.grid.run_contingency(net, lines=lines[:2], trafos=[], tolerance_mva=TOL_PU * net.sn_mva)
     t_hai, result = median_timed(
         lambda: hai.grid.run_contingency(net, lines=lines, trafos=[], tolerance_mva=TOL_PU * net.sn_mva),
         repeats,
@@ -307,10 +305,6 @@ def bench_series(
 ) -> dict[str, Any]:
     load_p, load_q, sgen_p = injections(name, net, steps)
     steps = len(load_p)
-    # warm-up on two steps (first-use imports), as the anchors are warm from their model build
-    hai.grid.run_timeseries(
-        net, load_p[:2], load_q[:2], sgen_p[:2] if len(net.sgen) else None, tolerance_mva=TOL_PU * net.sn_mva
-    )
     t_hai, series = median_timed(
         lambda: hai.grid.run_timeseries(
             net, load_p, load_q, sgen_p if len(net.sgen) else None, tolerance_mva=TOL_PU * net.sn_mva
