@@ -96,3 +96,71 @@ def test_power_flow_with_klu_equals_superlu_and_pandapower(monkeypatch: pytest.M
     np.testing.assert_allclose(
         np.asarray(c_klu.vm_pu, dtype=float), np.asarray(c_slu.vm_pu, dtype=float), rtol=0, atol=1e-9
     )
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_symbolic_lu_factorises_new_values_on_the_kept_pattern(backend: str) -> None:
+    a = random_system(400, 3)
+    a.sort_indices()
+    symbolic = sparse_lu.SymbolicLU(a.indptr, a.indices, 400, backend)
+    if backend == "klu":
+        assert symbolic.reuses_analysis  # KLU's analysis is kept: the C functions were found
+    rng = np.random.default_rng(4)
+    b = rng.standard_normal(400)
+    many = rng.standard_normal((400, 5))
+    b_given = b.copy()
+    factors = []
+    for k in range(4):  # other values on the same pattern, every factorisation kept alive
+        data = a.data * (1.0 + 0.3 * rng.random(a.nnz)) + (k == 3) * 1e-3
+        matrix = sp.csc_matrix((data, a.indices, a.indptr), shape=a.shape).toarray()
+        lu = symbolic.factor(data)
+        assert lu is not None
+        factors.append((lu, matrix))
+    for lu, matrix in factors:
+        np.testing.assert_allclose(lu.solve(b), np.linalg.solve(matrix, b), rtol=0, atol=1e-11)
+        np.testing.assert_allclose(lu.solve(many), np.linalg.solve(matrix, many), rtol=0, atol=1e-11)
+    np.testing.assert_array_equal(b, b_given)  # the solves worked on copies
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_symbolic_lu_reports_singular_and_non_finite_matrices(
+    backend: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    pattern = sp.csc_matrix(np.array([[1.0, 2.0, 0.0], [2.0, 4.0, 0.0], [0.0, 1.0, 5.0]]))
+    symbolic = sparse_lu.SymbolicLU(pattern.indptr, pattern.indices, 3, backend)
+    assert symbolic.factor(pattern.data) is None  # rows 1 and 2 are parallel
+    if backend == "klu":  # read from klu_common at the offset the module assumes
+        assert sparse_lu._status(symbolic._common) == sparse_lu._KLU_SINGULAR  # type: ignore[arg-type]
+    assert symbolic.factor(np.array([1.0, 2.0, 2.0, np.nan, 1.0, 5.0])) is None
+    regular = symbolic.factor(np.array([1.0, 2.0, 2.0, 5.0, 1.0, 5.0]))  # the same pattern, regular
+    assert regular is not None
+    dense = np.array([[1.0, 2.0, 0.0], [2.0, 5.0, 0.0], [0.0, 1.0, 5.0]])
+    np.testing.assert_allclose(regular.solve(np.ones(3)), np.linalg.solve(dense, np.ones(3)), atol=1e-14)
+    with pytest.raises(ValueError, match="values"):
+        symbolic.factor(np.ones(5))
+    assert capfd.readouterr().out == ""
+
+
+def test_jacobian_factorisations_share_one_analysis_and_equal_superlu() -> None:
+    from hai.grid.network import compile_network
+    from hai.grid.newton import PowerFlowSystem
+
+    compiled = compile_network(load_case("case118"))
+    system = PowerFlowSystem(compiled)
+    reference = PowerFlowSystem(compiled, linear_solver="superlu")
+    rng = np.random.default_rng(5)
+    for _ in range(3):
+        v = compiled.v0[None] * torch.polar(
+            torch.from_numpy(1 + 0.02 * rng.standard_normal(compiled.n_bus)),
+            torch.from_numpy(0.05 * rng.standard_normal(compiled.n_bus)),
+        )
+        values = system.jacobian_values(v)[0].numpy()
+        dense = np.zeros((system.n_var, system.n_var))
+        dense[system.j_rows_np, system.j_cols_np] = values
+        b = rng.standard_normal(system.n_var)
+        for s in (system, reference):
+            lu = s.factor_jacobian(values)
+            assert lu is not None
+            np.testing.assert_allclose(lu.solve(b), np.linalg.solve(dense, b), rtol=0, atol=1e-9)
+    assert system._symbolic is not None
+    assert system._symbolic.n == system.n_var

@@ -8,7 +8,8 @@ steps at once, :func:`hai.grid.solve_batch` solves them as one batch instead.
 On the CPU, for systems of at least :data:`~hai.grid.newton.CHORD_MIN_UNKNOWNS` unknowns, the
 Jacobian's sparse LU factorisation (KLU where installed, else SuperLU) is reused across
 iterations and steps (:func:`hai.grid.newton.chord_newton`): a step is iterated with the last
-factorisation while each iteration shrinks the exact mismatch by
+factorisation (and good Broyden's secant corrections within the step) while each iteration
+shrinks the exact mismatch by
 :data:`~hai.grid.newton.CHORD_CONTRACTION`, and refactorised at the current point when it does
 not (at most ``max_iteration`` factorisations per step, Newton's budget, so a step without a
 solution fails at about Newton's cost). From the third step on, the start is whichever has the
@@ -27,6 +28,7 @@ exact. ``iterations`` then counts linear solves.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -36,9 +38,10 @@ from hai.grid.batch import BatchResult, _as_matrix, scenario_sbus, to_bus_order
 from hai.grid.network import compile_network, degrees
 from hai.grid.newton import (
     CHORD_MIN_UNKNOWNS,
+    ChordSolution,
     JacobianReuse,
     PowerFlowSystem,
-    chord_newton,
+    chord_solve,
     distributed_slack_system,
     newton_raphson,
 )
@@ -85,61 +88,24 @@ def run_timeseries(
     # distributed slack (net.user_pf_options): the slack power is one more unknown, started
     # from the previous step's, or from Σ Pg − Σ Pd on a cold start
     system = distributed_slack_system(compiled, dev) if distributed else PowerFlowSystem(compiled, device=dev)
-    slack: torch.Tensor | None = None
     # on the CPU the Jacobian's factorisation is kept across iterations and steps (chord steps
     # while they contract the exact mismatch, refactorised when they do not)
     chord = system.sparse and system.n_var >= CHORD_MIN_UNKNOWNS
-    reuse = JacobianReuse(system) if chord else None
     n = compiled.n_bus
     v_all = torch.full((steps, n), complex("nan"), dtype=torch.complex128)
     converged = torch.zeros(steps, dtype=torch.bool)
     iterations = torch.zeros(steps, dtype=torch.int64)
     mismatch = torch.full((steps,), float("nan"), dtype=torch.float64)
-    previous: torch.Tensor | None = None
-    before: torch.Tensor | None = None  # the solution before ``previous``
+    max_it = max_iteration or NR_MAX_ITERATION
     indices = progress(range(steps), desc="time series", unit="step") if progress_bar else range(steps)
-    for k in indices:
-        start = previous if previous is not None else initial_voltages(compiled, "dc", sbus[k : k + 1])
-        slack0 = None
-        if distributed:
-            slack0 = (
-                slack if (previous is not None and slack is not None) else sbus[k : k + 1].real.sum(dim=1)
-            )
-        if reuse is not None:
-            predictor = None
-            if previous is not None and before is not None:  # linear extrapolation in polar form
-                vm_p = 2 * previous.abs() - before.abs()
-                predictor = torch.polar(vm_p, 2 * torch.angle(previous) - torch.angle(before))
-            result = chord_newton(
-                system,
-                start,
-                sbus[k : k + 1],
-                reuse,
-                tolerance_mva=tolerance_mva,
-                max_iteration=max_iteration or NR_MAX_ITERATION,
-                slack0=slack0,
-                predictor=predictor,
-            )
-        else:
-            result = newton_raphson(
-                system,
-                start,
-                sbus[k : k + 1],
-                tolerance_mva=tolerance_mva,
-                max_iteration=max_iteration or NR_MAX_ITERATION,
-                slack0=slack0,
-            )
-        slack = result.slack
-        ok = bool(result.converged[0])
-        converged[k] = ok
-        iterations[k] = int(result.iterations[0])
-        mismatch[k] = float(result.max_mismatch_mva[0])
-        before = previous if ok else None
-        if ok:
-            v_all[k] = result.v[0].cpu()
-            previous = result.v.detach()
-        else:
-            previous = None  # the next step starts cold
+    if chord:
+        _chord_steps(
+            system, compiled, sbus, tolerance_mva, max_it, indices, v_all, converged, iterations, mismatch
+        )
+    else:
+        _newton_steps(
+            system, compiled, sbus, tolerance_mva, max_it, indices, v_all, converged, iterations, mismatch
+        )
     vm = to_bus_order(compiled, v_all.abs())
     va = to_bus_order(compiled, degrees(torch.angle(v_all)))
     vm[~converged] = float("nan")
@@ -154,3 +120,96 @@ def run_timeseries(
         bus_index=net.bus.index.to_numpy(),
         method="nr (warm start, distributed_slack)" if distributed else "nr (warm start)",
     )
+
+
+def _chord_steps(
+    system: PowerFlowSystem,
+    compiled: Any,
+    sbus: torch.Tensor,
+    tolerance_mva: float,
+    max_iteration: int,
+    indices: Iterable[int],
+    v_all: torch.Tensor,
+    converged: torch.Tensor,
+    iterations: torch.Tensor,
+    mismatch: torch.Tensor,
+) -> None:
+    """The steps on the CPU with one kept factorisation (:func:`~hai.grid.newton.chord_solve`),
+    in numpy from step to step (a tensor round trip per step cost about 0.15 ms here)."""
+    reuse = JacobianReuse(system)
+    tol = tolerance_mva / system.base_mva
+    s_all = sbus.numpy()
+    out_v, out_ok = v_all.numpy(), converged.numpy()
+    out_it, out_mis = iterations.numpy(), mismatch.numpy()
+    previous: ChordSolution | None = None
+    before: ChordSolution | None = None  # the solution before ``previous``
+    for k in indices:
+        if previous is None:
+            start = initial_voltages(compiled, "dc", sbus[k : k + 1]).cpu().numpy()[0]
+            slack0 = float(s_all[k].real.sum()) if system.distributed else None
+        else:
+            start, slack0 = previous.v, previous.slack
+        predictor = None
+        if previous is not None and before is not None:  # linear extrapolation in polar form
+            vm_p = torch.from_numpy(2 * previous.vm - before.vm)
+            predictor = torch.polar(vm_p, torch.from_numpy(2 * previous.va - before.va)).numpy()
+        result = chord_solve(
+            system,
+            start,
+            s_all[k],
+            reuse,
+            tol=tol,
+            max_iteration=max_iteration,
+            slack0=slack0,
+            predictor=predictor,
+        )
+        out_ok[k] = result.converged
+        out_it[k] = result.solves
+        out_mis[k] = result.norm * system.base_mva
+        if result.converged:
+            out_v[k] = result.v
+            before, previous = previous, result
+        else:
+            before = previous = None  # the next step starts cold
+
+
+def _newton_steps(
+    system: PowerFlowSystem,
+    compiled: Any,
+    sbus: torch.Tensor,
+    tolerance_mva: float,
+    max_iteration: int,
+    indices: Iterable[int],
+    v_all: torch.Tensor,
+    converged: torch.Tensor,
+    iterations: torch.Tensor,
+    mismatch: torch.Tensor,
+) -> None:
+    """The steps with plain Newton (GPU, dense or small systems), each from the previous solution."""
+    previous: torch.Tensor | None = None
+    slack: torch.Tensor | None = None
+    for k in indices:
+        start = previous if previous is not None else initial_voltages(compiled, "dc", sbus[k : k + 1])
+        slack0 = None
+        if system.distributed:
+            slack0 = (
+                slack if (previous is not None and slack is not None) else sbus[k : k + 1].real.sum(dim=1)
+            )
+        result = newton_raphson(
+            system,
+            start,
+            sbus[k : k + 1],
+            tolerance_mva=tolerance_mva,
+            max_iteration=max_iteration,
+            slack0=slack0,
+        )
+        slack = result.slack
+        ok = bool(result.converged[0])
+        converged[k] = ok
+        iterations[k] = int(result.iterations[0])
+        mismatch[k] = float(result.max_mismatch_mva[0])
+        if ok:
+            v_all[k] = result.v[0].cpu()
+            previous = result.v.detach()
+        else:
+            previous = None  # the next step starts cold
