@@ -115,3 +115,36 @@ def test_lines_behind_open_switches_load_as_in_pandapower() -> None:
     behind = result.line_loading_percent[np.ix_(unaffected, positions)]
     assert np.isfinite(behind).sum() > len(unaffected)  # the fix: these were all NaN
     assert np.all(behind[np.isfinite(behind)] > 0)
+
+
+def test_violations_list_every_limit_breach_in_outage_then_element_order() -> None:
+    net = load_case("case118")
+    net.bus["min_vm_pu"] = 0.96
+    net.bus["max_vm_pu"] = 1.05
+    net.line["max_loading_percent"] = 3.0  # loadings of a few % here too
+    net.trafo["max_loading_percent"] = 2.0  # rated 9900 MVA: loadings of a few %
+    result = run_contingency(net, lines=list(net.line.index[:20]), device="cpu")
+    expected = []  # built entry by entry from the result's arrays, in the documented order
+    for b, outage in enumerate(result.outages):
+        if not result.converged[b]:
+            continue
+        for p, index in enumerate(net.bus.index):
+            vm = result.vm_pu[b, p]
+            if vm < 0.96 or vm > 1.05:
+                expected.append({"outage": outage, "element": "bus", "index": int(index), "vm_pu": float(vm)})
+        for element, values, limit in (
+            ("line", result.line_loading_percent, 3.0),
+            ("trafo", result.trafo_loading_percent, 2.0),
+        ):
+            for p, index in enumerate(net[element].index):
+                if values[b, p] > limit:
+                    expected.append(
+                        {
+                            "outage": outage,
+                            "element": element,
+                            "index": int(index),
+                            "loading_percent": float(values[b, p]),
+                        }
+                    )
+    assert {v["element"] for v in expected} == {"bus", "line", "trafo"}
+    assert result.violations == expected

@@ -111,8 +111,22 @@ def _normalise_outages(outages: Sequence[Any] | None) -> list[list[Outage]] | No
     return out
 
 
-def _branch_rows(compiled: CompiledNetwork, element: str, index: int) -> np.ndarray:
-    """Internal (ppci) branch rows of one pandapower branch element (empty if out of service)."""
+def _internal_branch_rows(compiled: CompiledNetwork) -> tuple[np.ndarray, np.ndarray]:
+    """ppc branch rows in service (bool) and their internal (ppci) row numbers."""
+    branch_is = np.asarray(compiled.ppci["internal"]["branch_is"], dtype=bool)
+    return branch_is, np.cumsum(branch_is) - 1
+
+
+def _branch_rows(
+    compiled: CompiledNetwork,
+    element: str,
+    index: int,
+    internal_rows: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
+    """Internal (ppci) branch rows of one pandapower branch element (empty if out of service).
+
+    ``internal_rows``: :func:`_internal_branch_rows`, computed once by a caller with many outages.
+    """
     net = compiled.net
     table = net[element]
     if index not in table.index:
@@ -124,8 +138,7 @@ def _branch_rows(compiled: CompiledNetwork, element: str, index: int) -> np.ndar
     pos = table.index.get_loc(index)
     n = len(table)
     rows = start + pos + np.arange(3 if element == "trafo3w" else 1) * n
-    branch_is = np.asarray(compiled.ppci["internal"]["branch_is"], dtype=bool)
-    internal = np.cumsum(branch_is) - 1
+    branch_is, internal = internal_rows if internal_rows is not None else _internal_branch_rows(compiled)
     return np.asarray(internal[rows][branch_is[rows]], dtype=np.int64)
 
 
@@ -163,8 +176,9 @@ def _outage_topology(
     dead = np.zeros((len(outages), n), dtype=bool)
     bridge = bridges(f, t, n)
     cut_off = BridgeCuts(f, t, n, ref, bridge)
+    internal_rows = _internal_branch_rows(compiled)
     for b, scenario in enumerate(outages):
-        removed_rows = [_branch_rows(compiled, element, index) for element, index in scenario]
+        removed_rows = [_branch_rows(compiled, element, index, internal_rows) for element, index in scenario]
         if not removed_rows:
             continue
         removed = np.unique(np.concatenate(removed_rows))

@@ -354,17 +354,23 @@ def _violations(
         with np.errstate(invalid="ignore"):
             b, pos = np.nonzero(rows[:, None] & (loading[element] > limit))
         over.append((element, "loading_percent", b, pos, loading[element][b, pos]))
-    found: list[tuple[int, int, int, dict[str, Any]]] = []
-    for kind, (element, key, b, pos, value) in enumerate(over):
-        index = net[element].index.to_numpy()[pos].tolist()
-        for scenario, p, i, x in zip(b.tolist(), pos.tolist(), index, value.tolist(), strict=True):
-            found.append(
-                (
-                    scenario,
-                    kind,
-                    p,
-                    {"outage": outages[scenario - 1], "element": element, "index": int(i), key: float(x)},
-                )
-            )
-    found.sort(key=lambda item: item[:3])
-    return [item[3] for item in found]
+    if not over:
+        return []
+    # one lexicographic order over (outage, kind, position) in numpy, then one dict per entry
+    kinds = np.concatenate([np.full(len(b), k, dtype=np.int64) for k, (_, _, b, _, _) in enumerate(over)])
+    scenarios = np.concatenate([b for _, _, b, _, _ in over])
+    positions = np.concatenate([pos for _, _, _, pos, _ in over])
+    indices = np.concatenate([net[element].index.to_numpy()[pos] for element, _, _, pos, _ in over])
+    values = np.concatenate([value for _, _, _, _, value in over])
+    order = np.lexsort((positions, kinds, scenarios))
+    names = [(element, key) for element, key, _, _, _ in over]
+    return [
+        {"outage": outages[scenario - 1], "element": names[k][0], "index": int(i), names[k][1]: float(x)}
+        for scenario, k, i, x in zip(
+            scenarios[order].tolist(),
+            kinds[order].tolist(),
+            indices[order].tolist(),
+            values[order].tolist(),
+            strict=True,
+        )
+    ]
