@@ -302,9 +302,7 @@ class PowerFlowSystem:
             x = result.result.squeeze(-1)
             x[result.info != 0] = float("nan")
             return x
-        vals = values.detach().cpu().numpy()[:, self.j_csr_order]
         b = rhs.detach().cpu().numpy()
-
         values_np = values.detach().cpu().numpy()
 
         def one(k: int) -> np.ndarray:
@@ -317,6 +315,7 @@ class PowerFlowSystem:
         indptr = (self.j_indptr[None, :-1] + nnz * np.arange(batch)[:, None]).ravel()
         indptr = np.r_[indptr, nnz * batch]
         indices = (self.j_indices[None, :] + self.n_var * np.arange(batch)[:, None]).ravel()
+        vals = values_np[:, self.j_csr_order]
         big = sp.csr_matrix((vals.ravel(), indices, indptr), shape=(batch * self.n_var,) * 2)
         lu = factorize(big, self.linear_solver)
         if lu is not None:

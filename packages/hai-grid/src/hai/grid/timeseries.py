@@ -29,6 +29,7 @@ mismatch as before, so results are as exact. ``iterations`` then counts linear s
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -91,21 +92,12 @@ def run_timeseries(
     # on the CPU the Jacobian's factorisation is kept across iterations and steps (chord steps
     # while they contract the exact mismatch, refactorised when they do not)
     chord = system.sparse and system.n_var >= CHORD_MIN_UNKNOWNS
-    n = compiled.n_bus
-    v_all = torch.full((steps, n), complex("nan"), dtype=torch.complex128)
-    converged = torch.zeros(steps, dtype=torch.bool)
-    iterations = torch.zeros(steps, dtype=torch.int64)
-    mismatch = torch.full((steps,), float("nan"), dtype=torch.float64)
+    out = _Steps.empty(steps, compiled.n_bus)
     max_it = max_iteration or NR_MAX_ITERATION
     indices = progress(range(steps), desc="time series", unit="step") if progress_bar else range(steps)
-    if chord:
-        _chord_steps(
-            system, compiled, sbus, tolerance_mva, max_it, indices, v_all, converged, iterations, mismatch
-        )
-    else:
-        _newton_steps(
-            system, compiled, sbus, tolerance_mva, max_it, indices, v_all, converged, iterations, mismatch
-        )
+    solve_steps = _chord_steps if chord else _newton_steps
+    solve_steps(system, compiled, sbus, tolerance_mva, max_it, indices, out)
+    v_all, converged, iterations, mismatch = out.v, out.converged, out.iterations, out.mismatch
     vm = to_bus_order(compiled, v_all.abs())
     va = to_bus_order(compiled, degrees(torch.angle(v_all)))
     vm[~converged] = float("nan")
@@ -122,6 +114,25 @@ def run_timeseries(
     )
 
 
+@dataclass
+class _Steps:
+    """Per-step outputs that the step loops fill in place (NaN voltages where not converged)."""
+
+    v: torch.Tensor
+    converged: torch.Tensor
+    iterations: torch.Tensor
+    mismatch: torch.Tensor
+
+    @classmethod
+    def empty(cls, steps: int, n_bus: int) -> _Steps:
+        return cls(
+            v=torch.full((steps, n_bus), complex("nan"), dtype=torch.complex128),
+            converged=torch.zeros(steps, dtype=torch.bool),
+            iterations=torch.zeros(steps, dtype=torch.int64),
+            mismatch=torch.full((steps,), float("nan"), dtype=torch.float64),
+        )
+
+
 def _chord_steps(
     system: PowerFlowSystem,
     compiled: Any,
@@ -129,18 +140,15 @@ def _chord_steps(
     tolerance_mva: float,
     max_iteration: int,
     indices: Iterable[int],
-    v_all: torch.Tensor,
-    converged: torch.Tensor,
-    iterations: torch.Tensor,
-    mismatch: torch.Tensor,
+    out: _Steps,
 ) -> None:
     """The steps on the CPU with one kept factorisation (:func:`~hai.grid.newton.chord_solve`),
     in numpy from step to step (a tensor round trip per step cost about 0.15 ms here)."""
     reuse = JacobianReuse(system)
     tol = tolerance_mva / system.base_mva
     s_all = sbus.numpy()
-    out_v, out_ok = v_all.numpy(), converged.numpy()
-    out_it, out_mis = iterations.numpy(), mismatch.numpy()
+    out_v, out_ok = out.v.numpy(), out.converged.numpy()
+    out_it, out_mis = out.iterations.numpy(), out.mismatch.numpy()
     previous: ChordSolution | None = None
     before: ChordSolution | None = None  # the solution before ``previous``
     third: ChordSolution | None = None  # and the one before that
@@ -198,10 +206,7 @@ def _newton_steps(
     tolerance_mva: float,
     max_iteration: int,
     indices: Iterable[int],
-    v_all: torch.Tensor,
-    converged: torch.Tensor,
-    iterations: torch.Tensor,
-    mismatch: torch.Tensor,
+    out: _Steps,
 ) -> None:
     """The steps with plain Newton (GPU, dense or small systems), each from the previous solution."""
     previous: torch.Tensor | None = None
@@ -223,11 +228,11 @@ def _newton_steps(
         )
         slack = result.slack
         ok = bool(result.converged[0])
-        converged[k] = ok
-        iterations[k] = int(result.iterations[0])
-        mismatch[k] = float(result.max_mismatch_mva[0])
+        out.converged[k] = ok
+        out.iterations[k] = int(result.iterations[0])
+        out.mismatch[k] = float(result.max_mismatch_mva[0])
         if ok:
-            v_all[k] = result.v[0].cpu()
+            out.v[k] = result.v[0].cpu()
             previous = result.v.detach()
         else:
             previous = None  # the next step starts cold
