@@ -4,7 +4,8 @@ On SimBench 2016 profiles (hourly, the reference's split: test = last 20 %), eve
 forecasts the 24 hours after every hourly origin of the test part; scores over all of them:
 
 * ``climatology``: empirical quantiles of the training + validation values of the same
-  weekday × hour;
+  weekday × hour; with a holiday calendar also ``climatology, holidays as Sundays`` (the
+  same with :func:`hai.grid.autopq.data.day_of_week`);
 * ``seasonal naive``: the value 168 h before plus empirical quantiles of its residuals per
   hour of day (training + validation);
 * ``conformal``: split conformal around AutoPQ's point forecaster: empirical quantiles of
@@ -15,6 +16,10 @@ forecasts the 24 hours after every hourly origin of the test part; scores over a
   size as the reference's; the advanced search runs ``--advanced-trials`` trials), with the
   spread calibration on the validation part (the default), and the same fits ``uncalibrated``
   (``quantiles_at(..., calibrated=False)``: the reference's quantiles).
+
+The SimBench load profiles follow the public holidays of North Rhine-Westphalia
+(``SIMBENCH_HOLIDAYS``): AutoPQ and LightGBM QR get that calendar for ``load:`` series
+(``--no-holidays``: none, as before 2026-12-07); PV and wind have none.
 
 Time and energy of each fit through hai.shared's meter (energy "unavailable" without a
 sensor). Prints a Markdown table and writes JSON::
@@ -51,6 +56,7 @@ def main() -> None:
     parser.add_argument("--advanced-trials", type=int, default=20)
     parser.add_argument("--no-advanced", action="store_true")
     parser.add_argument("--no-lightgbm", action="store_true")
+    parser.add_argument("--no-holidays", action="store_true", help="no holiday calendar for load series")
     parser.add_argument("--weeks", type=int, default=0, help="use only the last N weeks (0: the whole year)")
     parser.add_argument("--out", default="bench_autopq.json")
     args = parser.parse_args()
@@ -59,7 +65,7 @@ def main() -> None:
     import pandas as pd
 
     from hai.grid.autopq import metrics
-    from hai.grid.autopq.data import simbench_profile
+    from hai.grid.autopq.data import SIMBENCH_HOLIDAYS, day_of_week, simbench_profile
     from hai.grid.autopq.estimator import AutoPQ
     from hai.grid.autopq.forecasters import lag_features
     from hai.grid.autopq.quantiles import LEVELS
@@ -73,6 +79,7 @@ def main() -> None:
         if args.weeks:
             y = y.iloc[-args.weeks * 168 :]
         limits = (0.0, None) if spec.startswith(("pv:", "wind:")) else (None, None)
+        holidays = SIMBENCH_HOLIDAYS if spec.startswith("load:") and not args.no_holidays else None
         values = y.to_numpy(dtype=float)
         index = pd.DatetimeIndex(y.index)
         print(f"== {spec}: {len(y)} hours", flush=True)
@@ -99,7 +106,12 @@ def main() -> None:
         # AutoPQ default (also fixes the split, origins and the point forecaster for conformal)
         with measure() as cost:
             model = AutoPQ(
-                "auto", "default", epochs=args.epochs, n_trials=args.trials, forecast_limits=limits
+                "auto",
+                "default",
+                epochs=args.epochs,
+                n_trials=args.trials,
+                forecast_limits=limits,
+                holidays=holidays,
             ).fit(y)
         split = model.split_
         test = split.origins("test", horizon=h, history=168)
@@ -129,12 +141,15 @@ def main() -> None:
 
         known = np.arange(split.val_end)
         # climatology: weekday x hour empirical quantiles of train + val
-        with measure(energy=False) as cost:
-            slot = index.dayofweek.to_numpy() * 24 + index.hour.to_numpy()
-            table = _empirical(slot[known], values[known], levels)
-            q = np.stack([table[int(k)] for k in slot[_windows(np.arange(len(y)), test, h).ravel()]])
-            q = q.reshape(len(test), h, -1)
-        add("climatology", q, cost, truth)
+        for name, calendar in (("climatology", None), ("climatology, holidays as Sundays", holidays)):
+            if name != "climatology" and calendar is None:
+                continue
+            with measure(energy=False) as cost:
+                slot = day_of_week(index, calendar) * 24 + index.hour.to_numpy()
+                table = _empirical(slot[known], values[known], levels)
+                q = np.stack([table[int(k)] for k in slot[_windows(np.arange(len(y)), test, h).ravel()]])
+                q = q.reshape(len(test), h, -1)
+            add(name, q, cost, truth)
 
         # seasonal naive (168 h) with residual quantiles per hour of day
         with measure(energy=False) as cost:
@@ -163,15 +178,18 @@ def main() -> None:
 
             with measure() as cost:
                 train = split.origins("train", horizon=h, history=168)[::3]
-                base_tr = lag_features(values, index, train)
-                base_te = lag_features(values, index, test)
+                base_tr = lag_features(values, index, train, holidays)
+                base_te = lag_features(values, index, test, holidays)
 
                 def stack(
-                    base: np.ndarray, origins: np.ndarray, index: pd.DatetimeIndex = index
+                    base: np.ndarray,
+                    origins: np.ndarray,
+                    index: pd.DatetimeIndex = index,
+                    holidays: str | None = holidays,
                 ) -> np.ndarray:
                     hh = np.repeat(np.arange(h)[None, :], len(origins), 0)
                     t = index[(origins[:, None] + np.arange(h)).ravel()]
-                    cal = np.stack([t.hour, t.dayofweek], axis=1)
+                    cal = np.stack([t.hour, day_of_week(t, holidays)], axis=1)
                     return np.hstack([np.repeat(base, h, axis=0), hh.reshape(-1, 1), cal])
 
                 x_tr, y_tr = stack(base_tr, train), _windows(values, train, h).ravel()
@@ -199,6 +217,7 @@ def main() -> None:
                     epochs=args.epochs,
                     n_trials=args.advanced_trials,
                     forecast_limits=limits,
+                    holidays=holidays,
                 ).fit(y)
             extra = {"forecaster": adv.forecaster_.name, "sampling_std": adv.sampling_std_}
             add("AutoPQ advanced", adv.quantiles_at(y, test), cost, truth, extra)
@@ -217,7 +236,14 @@ def main() -> None:
         )
     for spec in args.series:
         apq = next(r for r in rows if r["series"] == spec and r["method"] == "AutoPQ default")
-        for other in ("climatology", "seasonal naive", "conformal", "LightGBM QR"):
+        others = (
+            "climatology",
+            "climatology, holidays as Sundays",
+            "seasonal naive",
+            "conformal",
+            "LightGBM QR",
+        )
+        for other in others:
             ref = next((r for r in rows if r["series"] == spec and r["method"] == other), None)
             if ref is not None:
                 change = apq["crps"] / ref["crps"] - 1.0

@@ -89,6 +89,8 @@ def test_errors_are_input_errors(csv: Path, tmp_path: Path) -> None:
         _run(["autopq", "fit", str(csv), "--forecaster", "arima"])
     with pytest.raises(InputError, match="does not exist"):
         _run(["autopq", "fit", str(tmp_path / "none.csv")])
+    with pytest.raises(InputError, match="unknown holiday calendar 'XX'"):
+        _run(["autopq", "fit", str(csv), "--holidays", "XX"])
 
 
 def test_tune_with_a_journal_storage(csv: Path, tmp_path: Path, capsys) -> None:
@@ -111,3 +113,18 @@ def test_hai_command_prints_one_line_and_exits_2(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0
     assert "two weeks" in proc.stderr
+
+
+def test_holidays_default_to_the_simbench_calendar_for_simbench_load_profiles(csv: Path) -> None:
+    import argparse
+
+    from hai.grid.autopq.cli import _holidays
+
+    def pick(data: str, holidays: str = "auto") -> str | None:
+        return _holidays(argparse.Namespace(data=data, holidays=holidays))
+
+    assert pick("load:G1-A") == pick("simbench:load:H0-A") == "DE-NW"
+    assert pick("pv:PV3") is None
+    assert pick(str(csv)) is None
+    assert pick("load:G1-A", "none") is None
+    assert pick(str(csv), "DE-BY") == "DE-BY"

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from hai.grid.autopq import data
-from hai.shared import InputError
+from hai.shared import InputError, MissingPackageError
 
 
 def _series(n: int = 24 * 21, freq: str = "h") -> pd.Series:
@@ -119,3 +119,51 @@ def test_synthetic_series() -> None:
     assert y.min() >= 0
     assert y[y.index.hour == 2].max() == 0.0
     assert data.hourly_series(data.synthetic_series("load", weeks=2)).shape == (336,)
+
+
+def test_holidays_are_sundays_in_the_calendar() -> None:
+    pytest.importorskip("holidays")
+    # 2016 in North Rhine-Westphalia: Corpus Christi (Thu 26 May), All Saints (Tue 1 Nov) and
+    # Boxing Day (Mon 26 Dec) are holidays; Epiphany, 15 Aug and Reformation Day are not
+    days = pd.DatetimeIndex(
+        ["2016-05-26 12:00", "2016-11-01 03:00", "2016-12-26 23:00", "2016-01-06 12:00", "2016-08-15 12:00",
+         "2016-10-31 12:00", "2016-05-27 12:00"]
+    )  # fmt: skip
+    assert list(data.is_holiday(days, "DE-NW")) == [True] * 3 + [False] * 4
+    assert data.is_holiday(days[3:4], "DE-BY").all()  # Epiphany in Bavaria
+    assert data.is_holiday(days[4:5], "de-sl").all()  # 15 August in Saarland (codes in any case)
+    assert not data.is_holiday(days, None).any()
+    np.testing.assert_array_equal(data.day_of_week(days, "DE-NW"), [6, 6, 6, 2, 0, 0, 4])
+    np.testing.assert_array_equal(data.day_of_week(days), days.dayofweek.to_numpy())
+    # a holiday's features are those of a Sunday at the same hour of the same month
+    sundays = pd.DatetimeIndex(["2016-05-29 12:00", "2016-11-06 03:00", "2016-12-25 23:00"])
+    np.testing.assert_allclose(
+        data.calendar_features(days[:3], "DE-NW"), data.calendar_features(sundays), atol=1e-12
+    )
+    np.testing.assert_allclose(data.calendar_features(days[3:], "DE-NW"), data.calendar_features(days[3:]))
+    with pytest.raises(InputError, match="unknown holiday calendar 'XX'"):
+        data.is_holiday(days, "XX")
+    with pytest.raises(InputError, match="unknown holiday calendar"):
+        data.is_holiday(days, "DE-ZZ")
+
+
+def test_simbench_load_profiles_follow_the_simbench_holidays() -> None:
+    """SIMBENCH_HOLIDAYS is read off the data: the commercial profile G1-A drops to its Sunday
+    level on every weekday holiday of that calendar, and not on other states' holidays."""
+    pytest.importorskip("holidays")
+    try:
+        y = data.simbench_profile("load:G1-A")
+    except MissingPackageError:
+        pytest.skip("simbench is not installed")
+    daily = y.resample("D").mean()
+    days = pd.DatetimeIndex(daily.index)
+    weekday = days.dayofweek.to_numpy() < 5
+    holiday = data.is_holiday(days, data.SIMBENCH_HOLIDAYS)
+    sunday_level = daily[days.dayofweek == 6].median()
+    working_level = daily[weekday & ~holiday].median()
+    assert working_level > 4 * sunday_level
+    on_holidays = daily[weekday & holiday]
+    assert len(on_holidays) >= 9  # New Year, Good Friday, Easter Monday, Ascension, ... Boxing Day
+    assert (on_holidays < 2 * sunday_level).all(), on_holidays
+    others = daily[pd.DatetimeIndex(["2016-01-06", "2016-08-15", "2016-10-31"])]  # BW/BY, BY/SL, east
+    assert (others > 0.5 * working_level).all(), others

@@ -162,6 +162,8 @@ def test_two_workers_share_one_study(load: pd.Series, tmp_path) -> None:
         ({"horizon": 0}, "horizon"),
         ({"workers": 2}, "shared storage"),
         ({"forecast_limits": (1, 0)}, "low < high"),
+        ({"holidays": "XX"}, "unknown holiday calendar 'XX'"),
+        ({"holidays": 49}, "country code"),
     ],
 )
 def test_bad_parameters(kwargs, message: str, load: pd.Series) -> None:
@@ -185,3 +187,24 @@ def test_bad_storage(tmp_path) -> None:
         open_storage(tmp_path / "study.txt")
     with pytest.raises(InputError, match="cannot open the optuna storage"):
         open_storage("nosuchdialect://user@host/db")
+
+
+def test_a_holiday_calendar_is_used_and_kept_by_save_and_load(tmp_path) -> None:
+    pytest.importorskip("holidays")
+    # working days 1.0 in the daytime, Sundays and NRW's holidays 0.2 (+ a little noise)
+    idx = pd.date_range("2016-04-01", "2016-05-25 23:00", freq="h")
+    from hai.grid.autopq.data import day_of_week
+
+    sunday = day_of_week(idx, "DE-NW") == 6
+    level = np.where(sunday, 0.2, np.where((idx.hour >= 8) & (idx.hour < 18), 1.0, 0.5))
+    y = pd.Series(level + 0.01 * np.random.default_rng(0).normal(size=len(idx)), index=idx)
+    model = AutoPQ("profile", holidays="DE-NW", **TINY).fit(y)
+    plain = AutoPQ("profile", **TINY).fit(y)
+    noon = pd.Timestamp("2016-05-26 12:00")  # Corpus Christi, a Thursday
+    assert abs(model.predict(y).loc[noon, 0.5] - 0.2) < 0.1
+    assert plain.predict(y).loc[noon, 0.5] > 0.8
+    back = AutoPQ.load(model.save(tmp_path / "model.safetensors"))
+    assert back.holidays == "DE-NW"
+    assert back.quantile_model_.holidays == "DE-NW"
+    assert back.forecaster_.holidays == "DE-NW"
+    pd.testing.assert_frame_equal(back.predict(y), model.predict(y))

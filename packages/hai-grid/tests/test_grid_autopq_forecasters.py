@@ -80,3 +80,54 @@ def test_unknown_forecaster_and_bad_parameters() -> None:
 def test_too_short_training_part(load: pd.Series) -> None:
     with pytest.raises(InputError, match="training hours"):
         make_forecaster("linear").fit(load.iloc[:190])
+
+
+def _holiday_week_pattern() -> pd.Series:
+    """Spring 2016, hourly: 1.0 in working-day daytime, 0.2 on Sundays and on North
+    Rhine-Westphalia's holidays (Ascension 5 May, Whit Monday 16 May, Corpus Christi 26 May)."""
+    from hai.grid.autopq.data import day_of_week
+
+    idx = pd.date_range("2016-04-01", "2016-06-10 23:00", freq="h")
+    sunday = day_of_week(idx, "DE-NW") == 6
+    day = (idx.hour >= 8) & (idx.hour < 18)
+    return pd.Series(np.where(sunday, 0.2, np.where(day, 1.0, 0.5)), index=idx)
+
+
+def test_holiday_calendar_gives_holidays_the_sunday_profile() -> None:
+    pytest.importorskip("holidays")
+    y = _holiday_week_pattern()
+    corpus_christi = np.array([y.index.get_loc(pd.Timestamp("2016-05-26 00:00"))])
+    train = y.iloc[: corpus_christi[0]]
+    with_calendar = make_forecaster("profile", holidays="DE-NW").fit(train).predict(y, corpus_christi)[0]
+    without = make_forecaster("profile").fit(train).predict(y, corpus_christi)[0]
+    np.testing.assert_allclose(with_calendar, 0.2)  # the day's truth
+    assert without[12] > 0.8  # a Thursday's noon without the calendar (ascension pulls it under 1)
+
+
+def test_lag_features_with_a_holiday_calendar() -> None:
+    pytest.importorskip("holidays")
+    y = _holiday_week_pattern()
+    values, index = y.to_numpy(), pd.DatetimeIndex(y.index)
+    origins = np.array([y.index.get_loc(pd.Timestamp(t)) for t in ("2016-05-25 12:00", "2016-05-23 00:00")])
+    plain, cal = lag_features(values, index, origins), lag_features(values, index, origins, "DE-NW")
+    assert plain.shape == (2, 24 + 24 + 7)
+    assert cal.shape == (2, 24 + 24 + 7 + 5)
+    # the first columns are the plain ones with holidays as Sundays; the first origin's first
+    # step is an ordinary Wednesday, so its calendar columns agree
+    np.testing.assert_array_equal(cal[0, :55], plain[0, :55])
+    # extra columns: weekday sin/cos and weekend flag of the last step, then the weekend flags
+    # one week before the first and the last step
+    last = index[origins[0] + 23]  # Thursday 26 May 11:00, Corpus Christi: a Sunday
+    assert last.dayofweek == 3
+    np.testing.assert_allclose(cal[0, 55:58], [np.sin(2 * np.pi * 6 / 7), np.cos(2 * np.pi * 6 / 7), 1.0])
+    assert list(cal[0, 58:]) == [-1.0, -1.0]  # 18 and 19 May were working days
+    assert list(cal[1, 58:]) == [1.0, 1.0]  # one week before Monday 23 May: Whit Monday
+
+
+def test_learned_forecasters_see_the_holidays() -> None:
+    pytest.importorskip("holidays")
+    y = _holiday_week_pattern()
+    origin = np.array([y.index.get_loc(pd.Timestamp("2016-05-26 00:00"))])
+    train = y.iloc[: origin[0]]
+    noon = make_forecaster("linear", holidays="DE-NW", alpha=1e-6).fit(train).predict(y, origin)[0, 12]
+    assert abs(noon - 0.2) < 0.1, noon

@@ -7,6 +7,7 @@ or a SimBench profile ``load:H0-A``, ``pv:PV3``, ``wind:WP4``.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,18 @@ def _limits(args: argparse.Namespace) -> tuple[float | None, float | None]:
     return LIMITS[args.limits]
 
 
+def _holidays(args: argparse.Namespace) -> str | None:
+    from hai.grid.autopq.data import SIMBENCH_HOLIDAYS
+
+    text = str(args.holidays).strip()
+    if text.lower() == "none":
+        return None
+    if text.lower() == "auto":
+        source = str(args.data).strip().lower().removeprefix("simbench:")
+        return SIMBENCH_HOLIDAYS if source.startswith("load:") and not Path(args.data).exists() else None
+    return text
+
+
 def _model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         "forecaster": args.forecaster,
@@ -41,6 +54,7 @@ def _model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "epochs": args.epochs,
         "seed": args.seed,
         "forecast_limits": _limits(args),
+        "holidays": _holidays(args),
         "calibrate": args.calibrate,
         "storage": args.storage,
         "study_name": args.study_name,
@@ -198,6 +212,13 @@ def _fit_arguments(p: argparse.ArgumentParser) -> None:
         default="auto",
         choices=["auto", "none", "nonnegative"],
         help="forecast limits (auto: ≥ 0 for PV and wind)",
+    )
+    p.add_argument(
+        "--holidays",
+        default="auto",
+        metavar="CODE",
+        help="public holidays counted as Sundays: a country code with optional subdivision (DE, DE-NW), "
+        "none, or auto (DE-NW for SimBench load profiles, none otherwise)",
     )
     p.add_argument(
         "--storage", default=None, help="optuna storage: study.log (journal), study.db, or an RDB URL"

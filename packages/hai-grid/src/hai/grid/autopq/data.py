@@ -22,21 +22,29 @@ may use only positions before ``o``.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd  # type: ignore[import-untyped]
 
 from hai.shared import InputError, MissingPackageError
+from hai.shared._optional import require
 
 #: Hours in the shortest series accepted: two weeks (a weekly lag needs one week of history).
 MIN_HOURS = 14 * 24
 #: Calendar features per time stamp (see :func:`calendar_features`).
 CALENDAR_NAMES = ("hour_sin", "hour_cos", "weekday_sin", "weekday_cos", "month_sin", "month_cos", "weekend")
 _SIMBENCH_FOLDER = ("networks", "1-complete_data-mixed-all-0-sw")
+#: The public holidays the SimBench 2016 load profiles follow. The commercial G1 profiles drop
+#: to their Sunday level on Corpus Christi (26 May) and All Saints' Day (1 Nov) but not on
+#: Epiphany, 15 August or Reformation Day: the calendar of North Rhine-Westphalia (Rhineland-
+#: Palatinate has the same 2016 holidays).
+SIMBENCH_HOLIDAYS = "DE-NW"
 
 
 @dataclass(frozen=True)
@@ -235,11 +243,49 @@ def load_series(source: str, column: str | None = None) -> pd.Series:
     return read_csv(text, column)
 
 
-def calendar_features(index: pd.DatetimeIndex) -> np.ndarray:
+def _holiday_calendar(spec: str) -> Any:
+    """The ``holidays`` package's calendar for ``"DE"`` or ``"DE-NW"`` (country, subdivision)."""
+    lib = require("holidays", extra="autopq", distribution="hai-grid")
+    country, _, subdiv = spec.strip().partition("-")
+    try:
+        return lib.country_holidays(country.upper(), subdiv=subdiv.upper() or None)
+    except NotImplementedError as exc:  # the package's error for an unknown country or subdivision
+        raise InputError(
+            f"unknown holiday calendar {spec!r}: {exc}",
+            hint="give an ISO 3166 country code with an optional subdivision, e.g. DE or DE-NW",
+        ) from None
+
+
+@functools.lru_cache(maxsize=32)
+def _holiday_days(spec: str, first: pd.Timestamp, last: pd.Timestamp) -> np.ndarray:
+    calendar = _holiday_calendar(spec)
+    days = pd.date_range(first, last, freq="D")
+    return np.asarray(days[[d.date() in calendar for d in days]], dtype="datetime64[D]")
+
+
+def is_holiday(index: pd.DatetimeIndex, holidays: str | None) -> np.ndarray:
+    """Whether each time stamp falls on a public holiday of ``holidays`` (``None``: never)."""
+    index = pd.DatetimeIndex(index)
+    if holidays is None or not len(index):
+        return np.zeros(len(index), dtype=bool)
+    days = index.normalize()
+    table = _holiday_days(str(holidays), days.min(), days.max())
+    return np.isin(np.asarray(days, dtype="datetime64[D]"), table)
+
+
+def day_of_week(index: pd.DatetimeIndex, holidays: str | None = None) -> np.ndarray:
+    """Weekday per time stamp (Monday 0 … Sunday 6) with public holidays counted as Sundays,
+    the convention of the BDEW standard load profiles."""
+    index = pd.DatetimeIndex(index)
+    return np.where(is_holiday(index, holidays), 6, index.dayofweek.to_numpy())
+
+
+def calendar_features(index: pd.DatetimeIndex, holidays: str | None = None) -> np.ndarray:
     """Calendar features per time stamp, shape ``(len(index), 7)``: hour, weekday and month as
-    sine/cosine pairs, and a weekend flag (±1)."""
+    sine/cosine pairs, and a weekend flag (±1); with a holiday calendar (``"DE-NW"``) public
+    holidays are Sundays (:func:`day_of_week`)."""
     hour = index.hour.to_numpy() + index.minute.to_numpy() / 60.0
-    weekday = index.dayofweek.to_numpy().astype(float)
+    weekday = day_of_week(index, holidays).astype(float)
     month = index.month.to_numpy() - 1.0
     two_pi = 2.0 * np.pi
     return np.stack(

@@ -34,7 +34,7 @@ import torch
 
 from hai.grid.autopq import metrics
 from hai.grid.autopq.calibration import SpreadCalibration
-from hai.grid.autopq.data import check_horizon, future_index, hourly_series, split_points
+from hai.grid.autopq.data import check_horizon, future_index, hourly_series, is_holiday, split_points
 from hai.grid.autopq.forecasters import FORECASTERS, PointForecaster, make_forecaster
 from hai.grid.autopq.quantiles import HISTORY, LEVELS, QuantileForecaster
 from hai.grid.autopq.tuning import (
@@ -91,6 +91,7 @@ class AutoPQ:
         blocks: int = 5,
         sample_size: int = 100,
         forecast_limits: tuple[float | None, float | None] = (None, None),
+        holidays: str | None = None,
         calibrate: bool = True,
         storage: str | os.PathLike[str] | None = None,
         study_name: str | None = None,
@@ -107,6 +108,7 @@ class AutoPQ:
         self.blocks = blocks
         self.sample_size = sample_size
         self.forecast_limits = forecast_limits
+        self.holidays = holidays
         self.calibrate = calibrate
         self.storage = storage
         self.study_name = study_name
@@ -134,6 +136,13 @@ class AutoPQ:
                 "several workers need a shared storage", hint="give storage='study.log' or a database URL"
             )
         _limits(self.forecast_limits)
+        if self.holidays is not None:
+            if not isinstance(self.holidays, str) or not self.holidays.strip():
+                raise InputError(
+                    f"holidays must be a country code such as DE or DE-NW, got {self.holidays!r}",
+                    hint="or None for no holiday calendar",
+                )
+            is_holiday(pd.DatetimeIndex([pd.Timestamp("2000-01-01")]), self.holidays)  # unknown -> InputError
 
     def _candidates(self) -> tuple[str, ...]:
         if self.forecaster != "auto":
@@ -170,6 +179,7 @@ class AutoPQ:
             blocks=self.blocks,
             epochs=self.epochs,
             limits=_limits(self.forecast_limits),
+            holidays=self.holidays,
             seed=self.seed,
         )
         train_origins = split.origins("train", horizon=horizon, history=HISTORY)
@@ -326,6 +336,7 @@ class AutoPQ:
                 batch_size=qc["batch_size"],
                 lr=qc["lr"],
                 limits=_limits(qc["limits"]),
+                holidays=qc.get("holidays"),  # written before holiday calendars: none
                 seed=qc["seed"],
             )
             net = qf.build(c["mean"], c["scale"])
@@ -353,9 +364,9 @@ class AutoPQ:
             model.calibration_ = SpreadCalibration(LEVELS, factors.numpy().astype(float))
         model.val_scores_ = dict(c.get("val_scores", {}))
         with torch_threads(model.threads):
-            model.forecaster_ = make_forecaster(c["forecaster"], **c["forecaster_params"]).fit(
-                y.iloc[: split.train_end], horizon=qf.horizon
-            )
+            model.forecaster_ = make_forecaster(
+                c["forecaster"], holidays=qf.holidays, **c["forecaster_params"]
+            ).fit(y.iloc[: split.train_end], horizon=qf.horizon)
         model.problem_ = Problem(
             y, split, qf, model.history_, sample_size=int(model.sample_size), seed=model.seed
         )
@@ -373,6 +384,7 @@ class AutoPQ:
             "blocks": self.blocks,
             "sample_size": self.sample_size,
             "forecast_limits": list(self.forecast_limits),
+            "holidays": self.holidays,
             "calibrate": self.calibrate,
             "storage": None if self.storage is None else str(self.storage),
             "study_name": self.study_name,
@@ -409,7 +421,12 @@ def problem_from_state(state: dict[str, Any]) -> Problem:
         torch.set_num_threads(int(state["threads"]))
     qc = state["quantile_model"]
     qf = QuantileForecaster(
-        qc["horizon"], blocks=qc["blocks"], epochs=qc["epochs"], limits=_limits(qc["limits"]), seed=qc["seed"]
+        qc["horizon"],
+        blocks=qc["blocks"],
+        epochs=qc["epochs"],
+        limits=_limits(qc["limits"]),
+        holidays=qc.get("holidays"),
+        seed=qc["seed"],
     )
     net = qf.build(state["mean"], state["scale"])
     net.load_state_dict(state["state_dict"])

@@ -16,6 +16,12 @@ from any origin ``o`` using only values before ``o`` (values after the last orig
 NaN: they are never read). Lags and calendar features of the learned forecasters: the last
 24 h, the 24 h that start one week before the origin, and the calendar of the first step.
 
+With a holiday calendar (``holidays="DE-NW"``, :func:`hai.grid.autopq.data.day_of_week`)
+public holidays count as Sundays in every calendar feature and in the profile's table, and
+the learned forecasters also see the day type of the last step and whether the days one week
+before the first and the last step were weekends or holidays (without a calendar these follow
+from the first step's calendar, so they are only added with one).
+
 >>> import numpy as np, pandas as pd
 >>> idx = pd.date_range("2024-01-01", periods=24 * 21, freq="h")
 >>> y = pd.Series(np.tile(np.arange(168.0), 3), index=idx)
@@ -32,7 +38,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd  # type: ignore[import-untyped]
 
-from hai.grid.autopq.data import calendar_features, windows
+from hai.grid.autopq.data import calendar_features, day_of_week, windows
 from hai.shared import InputError
 from hai.shared._optional import require
 
@@ -44,15 +50,25 @@ def _origins(n: int, history: int, horizon: int) -> np.ndarray:
     return np.arange(history, n - horizon + 1, dtype=np.int64)
 
 
-def lag_features(values: np.ndarray, index: pd.DatetimeIndex, origins: np.ndarray) -> np.ndarray:
-    """Inputs of the learned forecasters: last 24 h, the 24 h from one week before, calendar."""
-    return np.hstack(
-        [
-            windows(values, origins, DAY, -DAY),
-            windows(values, origins, DAY, -WEEK),
-            calendar_features(index[origins]),
+def lag_features(
+    values: np.ndarray, index: pd.DatetimeIndex, origins: np.ndarray, holidays: str | None = None
+) -> np.ndarray:
+    """Inputs of the learned forecasters: last 24 h, the 24 h from one week before, calendar
+    (and, with a holiday calendar, the day types the module docstring lists)."""
+    parts = [
+        windows(values, origins, DAY, -DAY),
+        windows(values, origins, DAY, -WEEK),
+        calendar_features(index[origins], holidays),
+    ]
+    if holidays is not None:
+        last = origins + DAY - 1
+        weekday, weekend = [2, 3], [6]
+        parts += [
+            calendar_features(index[last], holidays)[:, weekday + weekend],
+            calendar_features(index[origins - WEEK], holidays)[:, weekend],
+            calendar_features(index[last - WEEK], holidays)[:, weekend],
         ]
-    )
+    return np.hstack(parts)
 
 
 class PointForecaster(ABC):
@@ -61,6 +77,8 @@ class PointForecaster(ABC):
     name: ClassVar[str]
     #: positions of history an origin needs
     history: int = WEEK
+    #: public holidays as Sundays (``"DE-NW"``; ``None``: none), set by :func:`make_forecaster`
+    holidays: str | None = None
 
     def __init__(self, **params: Any) -> None:
         self.params = params
@@ -125,19 +143,20 @@ class SeasonalNaive(PointForecaster):
 
 
 class Profile(PointForecaster):
-    """Mean of the training data per weekday × hour (a weekly load profile)."""
+    """Mean of the training data per weekday × hour (a weekly load profile; holidays are
+    Sundays with a holiday calendar)."""
 
     name = "profile"
     history = 0
 
     def _fit(self, values: np.ndarray, index: pd.DatetimeIndex, origins: np.ndarray) -> None:
-        key = index.dayofweek.to_numpy() * 24 + index.hour.to_numpy()
+        key = day_of_week(index, self.holidays) * 24 + index.hour.to_numpy()
         table = pd.Series(values).groupby(key).mean()
         self.table_ = np.full(WEEK, float(np.mean(values)))
         self.table_[table.index.to_numpy()] = table.to_numpy()
 
     def _predict(self, values: np.ndarray, index: pd.DatetimeIndex, origins: np.ndarray) -> np.ndarray:
-        key = index.dayofweek.to_numpy() * 24 + index.hour.to_numpy()
+        key = day_of_week(index, self.holidays) * 24 + index.hour.to_numpy()
         return self.table_[windows(key, origins, self.horizon_)]
 
 
@@ -148,14 +167,16 @@ class _Regression(PointForecaster):
         raise NotImplementedError
 
     def _fit(self, values: np.ndarray, index: pd.DatetimeIndex, origins: np.ndarray) -> None:
-        x = lag_features(values, index, origins)
+        x = lag_features(values, index, origins, self.holidays)
         target = windows(values, origins, self.horizon_)
         self.model_ = self._model().fit(x, target)
 
     def _predict(self, values: np.ndarray, index: pd.DatetimeIndex, origins: np.ndarray) -> np.ndarray:
         if not len(origins):
             return np.zeros((0, self.horizon_))
-        return np.asarray(self.model_.predict(lag_features(values, index, origins)), dtype=float)
+        return np.asarray(
+            self.model_.predict(lag_features(values, index, origins, self.holidays)), dtype=float
+        )
 
 
 class Linear(_Regression):
@@ -311,11 +332,14 @@ FORECASTERS: dict[str, type[PointForecaster]] = {
 }
 
 
-def make_forecaster(name: str, **params: Any) -> PointForecaster:
-    """A forecaster by name (see the module docstring), with its hyperparameters."""
+def make_forecaster(name: str, *, holidays: str | None = None, **params: Any) -> PointForecaster:
+    """A forecaster by name (see the module docstring), with its hyperparameters and the
+    holiday calendar of the series (``"DE-NW"``; ``None``: none)."""
     if name not in FORECASTERS:
         raise InputError(f"unknown forecaster {name!r}", hint=f"use one of {', '.join(FORECASTERS)} or auto")
     try:
-        return FORECASTERS[name](**params)
+        forecaster = FORECASTERS[name](**params)
     except TypeError as exc:
         raise InputError(f"bad hyperparameters for the {name} forecaster: {exc}") from None
+    forecaster.holidays = holidays
+    return forecaster

@@ -30,10 +30,17 @@ LEVELS: tuple[float, ...] = (
 HISTORY = 24
 
 
-def conditions(scaled: np.ndarray, index: pd.DatetimeIndex, origins: np.ndarray, horizon: int) -> np.ndarray:
-    """The cINN's condition per origin: calendar features of every horizon step and the
-    ``HISTORY`` (standardised) values before the origin, shape ``(n, 7·horizon + 24)``."""
-    cal = calendar_features(index)
+def conditions(
+    scaled: np.ndarray,
+    index: pd.DatetimeIndex,
+    origins: np.ndarray,
+    horizon: int,
+    holidays: str | None = None,
+) -> np.ndarray:
+    """The cINN's condition per origin: calendar features of every horizon step (public
+    holidays as Sundays with a holiday calendar) and the ``HISTORY`` (standardised) values
+    before the origin, shape ``(n, 7·horizon + 24)``."""
+    cal = calendar_features(index, holidays)
     steps = windows(np.arange(len(index)), origins, horizon)
     return np.hstack([cal[steps].reshape(len(origins), -1), windows(scaled, origins, HISTORY, -HISTORY)])
 
@@ -77,7 +84,8 @@ class QuantileForecaster:
     forecasts into quantiles (the reference's ``forecaster_q``).
 
     Values are standardised with the training part's mean and standard deviation; quantiles
-    come back in the series' units, clipped to ``limits``.
+    come back in the series' units, clipped to ``limits``. ``holidays`` (``"DE-NW"``) makes
+    public holidays Sundays in the condition's calendar.
     """
 
     def __init__(
@@ -89,6 +97,7 @@ class QuantileForecaster:
         batch_size: int = 128,
         lr: float = 1e-3,
         limits: tuple[float | None, float | None] = (None, None),
+        holidays: str | None = None,
         seed: int = 0,
     ) -> None:
         self.horizon = int(horizon)
@@ -97,6 +106,7 @@ class QuantileForecaster:
         self.batch_size = int(batch_size)
         self.lr = float(lr)
         self.limits = limits
+        self.holidays = holidays
         self.seed = int(seed)
 
     def config(self) -> dict[str, object]:
@@ -107,6 +117,7 @@ class QuantileForecaster:
             "batch_size": self.batch_size,
             "lr": self.lr,
             "limits": list(self.limits),
+            "holidays": self.holidays,
             "seed": self.seed,
         }
 
@@ -127,7 +138,7 @@ class QuantileForecaster:
         self.build(float(np.mean(train)), scale if scale > 0 else 1.0)
         s = self.scaled(values)
         x = windows(s, origins, self.horizon)
-        cond = conditions(s, index, origins, self.horizon)
+        cond = conditions(s, index, origins, self.horizon, self.holidays)
         self.losses_ = train_cinn(
             self.net_, x, cond, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=self.seed
         )
@@ -147,7 +158,9 @@ class QuantileForecaster:
     ) -> np.ndarray:
         """Quantiles ``(len(origins), horizon, len(levels))`` around the point forecasts."""
         s = self.scaled(values)
-        cond = torch.as_tensor(conditions(s, index, origins, self.horizon), dtype=torch.float32)
+        cond = torch.as_tensor(
+            conditions(s, index, origins, self.horizon, self.holidays), dtype=torch.float32
+        )
         p = torch.as_tensor(self.scaled(point), dtype=torch.float32)
         samples = sample_latent(
             self.net_, p, cond, sampling_std=sampling_std, sample_size=sample_size, seed=seed

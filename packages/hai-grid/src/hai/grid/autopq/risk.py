@@ -238,6 +238,7 @@ def simbench_risk(
 
     ``autopq`` goes to :class:`hai.grid.AutoPQ` (e.g. ``epochs=5, n_trials=10``).
     """
+    from hai.grid.autopq.data import SIMBENCH_HOLIDAYS
     from hai.grid.autopq.estimator import AutoPQ
     from hai.shared._optional import require
     from hai.shared.checks import positive_int
@@ -272,7 +273,9 @@ def simbench_risk(
                 hint=f"the profiles cover {series.index[0]} to {series.index[-1]}",
             )
         limits = (0.0, None) if table == "renewables" else (None, None)
-        model = AutoPQ(forecast_limits=limits, seed=seed, **autopq).fit(history)
+        # SimBench's load profiles follow the public holidays of one German state; PV and wind do not
+        holidays = SIMBENCH_HOLIDAYS if table == "load" else None
+        model = AutoPQ(forecast_limits=limits, holidays=holidays, seed=seed, **autopq).fit(history)
         quantiles[key] = model.predict(history)
         chosen[key] = model.forecaster_.name
         val = model.split_.origins("val", horizon=24, history=model.history_)

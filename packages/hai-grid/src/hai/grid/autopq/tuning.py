@@ -148,7 +148,8 @@ class Problem:
         return self.split.origins(part, horizon=self.horizon, history=self.history)
 
     def fit_forecaster(self, name: str, params: dict[str, Any]) -> PointForecaster:
-        return make_forecaster(name, **params).fit(self.y.iloc[: self.split.train_end], horizon=self.horizon)
+        forecaster = make_forecaster(name, holidays=self.quantiles.holidays, **params)
+        return forecaster.fit(self.y.iloc[: self.split.train_end], horizon=self.horizon)
 
     def point(self, forecaster: PointForecaster, part: str) -> np.ndarray:
         key = f"{forecaster!r}/{part}"
