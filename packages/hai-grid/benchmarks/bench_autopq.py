@@ -13,9 +13,11 @@ forecasts the 24 hours after every hourly origin of the test part; scores over a
 * ``LightGBM QR``: one ``LGBMRegressor(objective="quantile")`` per level on the lag and
   calendar features plus the horizon step and the target hour's calendar, sorted per step;
 * ``AutoPQ default`` / ``AutoPQ advanced``: :class:`hai.grid.AutoPQ` (the cINN is the same
-  size as the reference's; the advanced search runs ``--advanced-trials`` trials), with the
-  spread calibration on the validation part (the default), and the same fits ``uncalibrated``
-  (``quantiles_at(..., calibrated=False)``: the reference's quantiles).
+  size as the reference's; the advanced search runs ``--advanced-trials`` trials) with hai's
+  defaults (additive latent noise, the spread calibration on the validation part), and the
+  same fits ``uncalibrated`` (``quantiles_at(..., calibrated=False)``);
+* ``AutoPQ default, reference``: a separate default fit with the reference's procedure
+  (``latent_noise="multiplicative", calibrate=False``).
 
 The SimBench load profiles follow the public holidays of North Rhine-Westphalia
 (``SIMBENCH_HOLIDAYS``): AutoPQ and LightGBM QR get that calendar for ``load:`` series
@@ -130,13 +132,32 @@ def main() -> None:
                 "predict_s": predict_s,
             },
         )
-        # the same fit without the spread calibration: the reference's quantiles
+        # the same fit without the spread calibration
         add(
             "AutoPQ default, uncalibrated",
             model.quantiles_at(y, test, calibrated=False),
             cost,
             truth,
             {"forecaster": model.forecaster_.name, "sampling_std": model.sampling_std_},
+        )
+        # the reference's procedure: multiplicative latent noise, no calibration (its own fit)
+        with measure() as cost:
+            ref = AutoPQ(
+                "auto",
+                "default",
+                epochs=args.epochs,
+                n_trials=args.trials,
+                forecast_limits=limits,
+                holidays=holidays,
+                latent_noise="multiplicative",
+                calibrate=False,
+            ).fit(y)
+        add(
+            "AutoPQ default, reference (multiplicative noise, uncalibrated)",
+            ref.quantiles_at(y, test),
+            cost,
+            truth,
+            {"forecaster": ref.forecaster_.name, "sampling_std": ref.sampling_std_},
         )
 
         known = np.arange(split.val_end)

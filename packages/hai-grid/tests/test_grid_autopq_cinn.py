@@ -9,7 +9,7 @@ import torch
 
 from hai.grid.autopq.cinn import CINN, nll_loss, train_cinn
 from hai.grid.autopq.quantiles import LEVELS, clip_limits, empirical_quantiles, sample_latent
-from hai.shared import torch_threads
+from hai.shared import InputError, torch_threads
 
 pytest.importorskip("FrEIA")
 
@@ -78,3 +78,34 @@ def test_quantiles_are_scoreatpercentile_and_monotone() -> None:
     assert torch.max(torch.abs(same - point)) < 1e-5
     again = sample_latent(net, point, cond, sampling_std=0.5, sample_size=100, seed=3)
     assert torch.equal(samples, again)
+
+
+@pytest.mark.parametrize("noise", ["additive", "multiplicative"])
+def test_latent_codes_of_the_samples_are_the_drawn_ones(noise: str) -> None:
+    """Mapping the samples forward again gives ẑ + σε (additive) or ẑ(1 + σε) (the reference),
+    with ε the seeded standard normal draws."""
+    net = CINN(horizon=24, cond_features=5, blocks=3, seed=1)
+    with torch.no_grad():
+        for p in net.parameters():
+            if p.is_floating_point():
+                p.add_(0.2 * torch.randn_like(p))
+    point, cond = torch.randn(4, 24), torch.randn(4, 5)
+    samples = sample_latent(net, point, cond, sampling_std=0.3, sample_size=50, seed=7, noise=noise)
+    z, _ = net(point, cond)
+    codes, _ = net(samples.reshape(-1, 24), cond.repeat(50, 1))
+    eps = torch.randn((50, 4, 24), generator=torch.Generator().manual_seed(7))
+    expected = z + 0.3 * eps if noise == "additive" else z * (1 + 0.3 * eps)
+    torch.testing.assert_close(codes.reshape(50, 4, 24), expected, atol=2e-5, rtol=1e-5)
+
+
+def test_additive_noise_keeps_a_spread_where_the_code_is_zero() -> None:
+    """The reference's multiplicative noise gives a point whose code is 0 no spread at all."""
+    net = CINN(horizon=24, cond_features=5, blocks=2)
+    cond = torch.randn(3, 5)
+    point = net.reverse(torch.zeros(3, 24), cond).detach()
+    flat = sample_latent(net, point, cond, sampling_std=1.0, sample_size=64, noise="multiplicative")
+    wide = sample_latent(net, point, cond, sampling_std=1.0, sample_size=64, noise="additive")
+    assert float(flat.std(dim=0).max()) < 1e-5
+    assert float(wide.std(dim=0).min()) > 0.1
+    with pytest.raises(InputError, match="unknown latent noise"):
+        sample_latent(net, point, cond, sampling_std=1.0, noise="uniform")

@@ -164,6 +164,7 @@ def test_two_workers_share_one_study(load: pd.Series, tmp_path) -> None:
         ({"forecast_limits": (1, 0)}, "low < high"),
         ({"holidays": "XX"}, "unknown holiday calendar 'XX'"),
         ({"holidays": 49}, "country code"),
+        ({"latent_noise": "uniform"}, "unknown latent_noise"),
     ],
 )
 def test_bad_parameters(kwargs, message: str, load: pd.Series) -> None:
@@ -207,4 +208,5 @@ def test_a_holiday_calendar_is_used_and_kept_by_save_and_load(tmp_path) -> None:
     assert back.holidays == "DE-NW"
     assert back.quantile_model_.holidays == "DE-NW"
     assert back.forecaster_.holidays == "DE-NW"
+    assert back.latent_noise == back.quantile_model_.noise == "additive"
     pd.testing.assert_frame_equal(back.predict(y), model.predict(y))

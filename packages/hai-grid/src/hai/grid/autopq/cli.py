@@ -55,6 +55,7 @@ def _model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "seed": args.seed,
         "forecast_limits": _limits(args),
         "holidays": _holidays(args),
+        "latent_noise": args.latent_noise,
         "calibrate": args.calibrate,
         "storage": args.storage,
         "study_name": args.study_name,
@@ -219,6 +220,12 @@ def _fit_arguments(p: argparse.ArgumentParser) -> None:
         metavar="CODE",
         help="public holidays counted as Sundays: a country code with optional subdivision (DE, DE-NW), "
         "none, or auto (DE-NW for SimBench load profiles, none otherwise)",
+    )
+    p.add_argument(
+        "--latent-noise",
+        default="additive",
+        choices=["additive", "multiplicative"],
+        help="latent codes around the point forecast's: z + σε (default) or z(1 + σε) (the reference's)",
     )
     p.add_argument(
         "--storage", default=None, help="optuna storage: study.log (journal), study.db, or an RDB URL"

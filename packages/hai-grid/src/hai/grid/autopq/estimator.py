@@ -9,6 +9,13 @@ every nominal level; ``calibrate=False`` is the reference's procedure); ``predic
 forecasts the 24 hours after ``history`` as a DataFrame of the 17 quantile levels;
 ``evaluate()`` scores the test part.
 
+Two choices depart from the reference, each with a switch back to it:
+``latent_noise="additive"`` draws latent codes ``ẑ + σ·ε`` around the point forecast's code
+rather than ``ẑ·(1 + σ·ε)`` (:mod:`hai.grid.autopq.quantiles` says why; ``"multiplicative"``
+is the reference), and ``calibrate=True`` is the default. ``holidays="DE-NW"`` (a country code
+with an optional subdivision, from the ``holidays`` package) counts public holidays as Sundays
+in every calendar feature.
+
 ``forecaster="auto"`` picks, in the default configuration, the candidate with the lowest
 validation MAE among seasonal naive, profile, ridge and (when installed) LightGBM, then tunes
 ``sampling_std``; in the advanced configuration the study searches all installed
@@ -36,7 +43,7 @@ from hai.grid.autopq import metrics
 from hai.grid.autopq.calibration import SpreadCalibration
 from hai.grid.autopq.data import check_horizon, future_index, hourly_series, is_holiday, split_points
 from hai.grid.autopq.forecasters import FORECASTERS, PointForecaster, make_forecaster
-from hai.grid.autopq.quantiles import HISTORY, LEVELS, QuantileForecaster
+from hai.grid.autopq.quantiles import HISTORY, LEVELS, NOISES, QuantileForecaster
 from hai.grid.autopq.tuning import (
     DEFAULT_TRIALS,
     Problem,
@@ -92,6 +99,7 @@ class AutoPQ:
         sample_size: int = 100,
         forecast_limits: tuple[float | None, float | None] = (None, None),
         holidays: str | None = None,
+        latent_noise: str = "additive",
         calibrate: bool = True,
         storage: str | os.PathLike[str] | None = None,
         study_name: str | None = None,
@@ -109,6 +117,7 @@ class AutoPQ:
         self.sample_size = sample_size
         self.forecast_limits = forecast_limits
         self.holidays = holidays
+        self.latent_noise = latent_noise
         self.calibrate = calibrate
         self.storage = storage
         self.study_name = study_name
@@ -136,6 +145,11 @@ class AutoPQ:
                 "several workers need a shared storage", hint="give storage='study.log' or a database URL"
             )
         _limits(self.forecast_limits)
+        if self.latent_noise not in NOISES:
+            raise InputError(
+                f"unknown latent_noise {self.latent_noise!r}",
+                hint="use additive (hai's default) or multiplicative (the reference's)",
+            )
         if self.holidays is not None:
             if not isinstance(self.holidays, str) or not self.holidays.strip():
                 raise InputError(
@@ -180,6 +194,7 @@ class AutoPQ:
             epochs=self.epochs,
             limits=_limits(self.forecast_limits),
             holidays=self.holidays,
+            noise=self.latent_noise,
             seed=self.seed,
         )
         train_origins = split.origins("train", horizon=horizon, history=HISTORY)
@@ -337,6 +352,7 @@ class AutoPQ:
                 lr=qc["lr"],
                 limits=_limits(qc["limits"]),
                 holidays=qc.get("holidays"),  # written before holiday calendars: none
+                noise=qc.get("noise", "multiplicative"),  # written before the choice: the reference's
                 seed=qc["seed"],
             )
             net = qf.build(c["mean"], c["scale"])
@@ -351,6 +367,7 @@ class AutoPQ:
             raise CheckpointError(f"{path} is not an AutoPQ model: {exc}") from None
         split = split_points(len(y))
         model.series_, model.split_, model.quantile_model_ = y, split, qf
+        model.latent_noise, model.holidays = qf.noise, qf.holidays
         model.history_ = int(c["history"])
         model.sampling_std_ = float(c["sampling_std"])
         factors = ckpt.tensors.get("calibration")
@@ -385,6 +402,7 @@ class AutoPQ:
             "sample_size": self.sample_size,
             "forecast_limits": list(self.forecast_limits),
             "holidays": self.holidays,
+            "latent_noise": self.latent_noise,
             "calibrate": self.calibrate,
             "storage": None if self.storage is None else str(self.storage),
             "study_name": self.study_name,
@@ -426,6 +444,7 @@ def problem_from_state(state: dict[str, Any]) -> Problem:
         epochs=qc["epochs"],
         limits=_limits(qc["limits"]),
         holidays=qc.get("holidays"),
+        noise=qc.get("noise", "multiplicative"),
         seed=qc["seed"],
     )
     net = qf.build(state["mean"], state["scale"])
