@@ -125,8 +125,8 @@ def run(context: DemoContext) -> Section:
         domain="grid",
         title="AutoPQ: quantile forecasts from point forecasts, and the risk they mean",
         summary=(
-            "AutoPQ (default configuration: automatic point forecaster, cINN, sampling_std tuned with "
-            "optuna on validation CRPS, spread calibrated on validation) "
+            "AutoPQ (default configuration: automatic point forecaster, cINN with additive latent "
+            "noise, sampling_std tuned with optuna on validation CRPS, spread calibrated on validation) "
             f"on {WEEKS} weeks of synthetic hourly load and PV, scored on the "
             "test part (the last 20 %) against climatology; then 200 next-day scenarios of both "
             "(Gaussian copula) solved as one batched power flow of pandapower's example_simple."
