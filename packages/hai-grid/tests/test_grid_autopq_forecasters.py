@@ -110,18 +110,31 @@ def test_lag_features_with_a_holiday_calendar() -> None:
     values, index = y.to_numpy(), pd.DatetimeIndex(y.index)
     origins = np.array([y.index.get_loc(pd.Timestamp(t)) for t in ("2016-05-25 12:00", "2016-05-23 00:00")])
     plain, cal = lag_features(values, index, origins), lag_features(values, index, origins, "DE-NW")
-    assert plain.shape == (2, 24 + 24 + 7)
-    assert cal.shape == (2, 24 + 24 + 7 + 5)
+    assert plain.shape == (2, 24 + 24 + 7 + 48)
+    assert cal.shape == (2, 24 + 24 + 7 + 48 + 5)
     # the first columns are the plain ones with holidays as Sundays; the first origin's first
     # step is an ordinary Wednesday, so its calendar columns agree
-    np.testing.assert_array_equal(cal[0, :55], plain[0, :55])
+    np.testing.assert_array_equal(cal[0, :103], plain[0, :103])
     # extra columns: weekday sin/cos and weekend flag of the last step, then the weekend flags
     # one week before the first and the last step
     last = index[origins[0] + 23]  # Thursday 26 May 11:00, Corpus Christi: a Sunday
     assert last.dayofweek == 3
-    np.testing.assert_allclose(cal[0, 55:58], [np.sin(2 * np.pi * 6 / 7), np.cos(2 * np.pi * 6 / 7), 1.0])
-    assert list(cal[0, 58:]) == [-1.0, -1.0]  # 18 and 19 May were working days
-    assert list(cal[1, 58:]) == [1.0, 1.0]  # one week before Monday 23 May: Whit Monday
+    np.testing.assert_allclose(cal[0, 103:106], [np.sin(2 * np.pi * 6 / 7), np.cos(2 * np.pi * 6 / 7), 1.0])
+    assert list(cal[0, 106:]) == [-1.0, -1.0]  # 18 and 19 May were working days
+    assert list(cal[1, 106:]) == [1.0, 1.0]  # one week before Monday 23 May: Whit Monday
+
+
+def test_same_hour_features_are_the_last_weeks_max_and_mean() -> None:
+    rng = np.random.default_rng(3)
+    idx = pd.date_range("2024-03-01", periods=24 * 20, freq="h")
+    values = rng.random(len(idx))
+    origins = np.array([200, 333])
+    x = lag_features(values, idx, origins)
+    for row, o in enumerate(origins):
+        for h in (0, 7, 23):
+            days = [values[o + h - 24 * k] for k in range(1, 8)]  # all before the origin
+            assert x[row, 55 + h] == max(days)
+            assert x[row, 79 + h] == pytest.approx(np.mean(days), rel=1e-12)
 
 
 def test_learned_forecasters_see_the_holidays() -> None:

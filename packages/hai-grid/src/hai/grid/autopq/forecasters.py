@@ -13,8 +13,13 @@ name               what                                                 library
 
 A forecaster is fitted on the training part of a series, then forecasts ``horizon`` values
 from any origin ``o`` using only values before ``o`` (values after the last origin may be
-NaN: they are never read). Lags and calendar features of the learned forecasters: the last
-24 h, the 24 h that start one week before the origin, and the calendar of the first step.
+NaN: they are never read). Inputs of the learned forecasters (:func:`lag_features`): the last
+24 h, the 24 h that start one week before the origin, the calendar of the first step, and
+for each forecast step the maximum and the mean of the same hour on the 7 days before the
+origin. The maximum is there for PV: without weather inputs, the best value of the last week
+at an hour tracks the season's clear-sky output, which a cloudy yesterday hides. With it the
+median's MAE on SimBench PV3's test part fell from 0.0246 to 0.0211, and the load series
+were level (README, *AutoPQ benchmark*).
 
 With a holiday calendar (``holidays="DE-NW"``, :func:`hai.grid.autopq.data.day_of_week`)
 public holidays count as Sundays in every calendar feature and in the profile's table, and
@@ -53,12 +58,18 @@ def _origins(n: int, history: int, horizon: int) -> np.ndarray:
 def lag_features(
     values: np.ndarray, index: pd.DatetimeIndex, origins: np.ndarray, holidays: str | None = None
 ) -> np.ndarray:
-    """Inputs of the learned forecasters: last 24 h, the 24 h from one week before, calendar
-    (and, with a holiday calendar, the day types the module docstring lists)."""
+    """Inputs of the learned forecasters: last 24 h, the 24 h from one week before, calendar,
+    per step the maximum and mean of the same hour on the last 7 days (and, with a holiday
+    calendar, the day types the module docstring lists)."""
+    same_hour = np.asarray(values)[
+        origins[:, None, None] + np.arange(DAY)[None, :, None] - DAY * np.arange(1, 8)[None, None, :]
+    ]  # (n, step, day before): the same hour on each of the 7 days before the origin
     parts = [
         windows(values, origins, DAY, -DAY),
         windows(values, origins, DAY, -WEEK),
         calendar_features(index[origins], holidays),
+        same_hour.max(axis=2),
+        same_hour.mean(axis=2),
     ]
     if holidays is not None:
         last = origins + DAY - 1
