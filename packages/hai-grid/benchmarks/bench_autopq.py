@@ -23,10 +23,6 @@ The SimBench load profiles follow the public holidays of North Rhine-Westphalia
 (``SIMBENCH_HOLIDAYS``): AutoPQ and LightGBM QR get that calendar for ``load:`` series
 (``--no-holidays``: none, as before 2026-12-07); PV and wind have none.
 
-For series with a lower forecast limit (PV, wind) the coverage is also given over the hours
-whose truth lies above the limit (``coverage_*_above_limit``): at night PV is 0, inside every
-interval clipped there, so the coverage over all hours rises with the length of the nights.
-
 Time and energy of each fit through hai.shared's meter (energy "unavailable" without a
 sensor). Prints a Markdown table and writes JSON::
 
@@ -97,30 +93,15 @@ def main() -> None:
             truth: np.ndarray,
             extra: dict[str, Any] | None = None,
             spec: str = spec,
-            limits: tuple[float | None, float | None] = limits,
         ) -> None:
             s = metrics.score(truth, q)
-            if limits[0] is not None:
-                # PV at night: the truth sits at the limit, inside every clipped interval
-                day = truth > limits[0]
-                for name, lo, hi in (
-                    ("coverage_80_above_limit", 0.1, 0.9),
-                    ("coverage_98_above_limit", 0.01, 0.99),
-                ):
-                    a, b = q[..., LEVELS.index(lo)], q[..., LEVELS.index(hi)]
-                    s[name] = float(np.mean(((truth >= a) & (truth <= b))[day]))
             s.update(series=spec, method=method, fit_s=cost.wall_s, cpu_s=cost.cpu_s)
             s["energy_j"] = cost.total_energy_j
             s.update(extra or {})
             rows.append(s)
-            above = (
-                f" (above the limit {s['coverage_80_above_limit']:.3f} / {s['coverage_98_above_limit']:.3f})"
-                if "coverage_80_above_limit" in s
-                else ""
-            )
             print(
                 f"{method:<18} crps {s['crps']:.4f} pinball {s['pinball']:.4f} cov80 {s['coverage_80']:.3f} "
-                f"cov98 {s['coverage_98']:.3f}{above} mae {s['mae_median']:.4f} fit {cost.wall_s:.1f} s",
+                f"cov98 {s['coverage_98']:.3f} mae {s['mae_median']:.4f} fit {cost.wall_s:.1f} s",
                 flush=True,
             )
 

@@ -83,21 +83,3 @@ def test_identity_changes_nothing_and_bad_shapes_are_refused() -> None:
         SpreadCalibration.identity(12, LEVELS).apply(q)
     with pytest.raises(InputError, match=r"0\.5"):
         SpreadCalibration.fit(np.zeros((10, 1)), np.zeros((10, 1, 2)), (0.1, 0.9))
-
-
-def test_observations_at_the_lower_limit_are_left_out_of_the_fit() -> None:
-    """PV-like data: half the hours at the limit 0 ("night", inside every clipped interval).
-    With the limit given, the factors are those of the daylight hours alone, which are then
-    covered at the nominal level; counting the nights would leave the day under-covered."""
-    y_day, q_day = _narrow_gaussian(8000, 2, width=0.3)
-    y_day, q_day = y_day + 20.0, q_day + 20.0  # well above the limit
-    night = np.zeros_like(y_day)
-    q_night = np.clip(0.1 * norm.ppf(np.array(LEVELS)), 0.0, None) * np.ones((*y_day.shape, 1))
-    y, q = np.concatenate([y_day, night]), np.concatenate([q_day, q_night])
-    with_limit = SpreadCalibration.fit(y, q, LEVELS, (0.0, None))
-    day_only = SpreadCalibration.fit(y_day, q_day, LEVELS)
-    np.testing.assert_allclose(with_limit.factors, day_only.factors)
-    out = with_limit.apply(q_day, (0.0, None))
-    assert ((y_day >= out[..., 2]) & (y_day <= out[..., 14])).mean() == pytest.approx(0.80, abs=0.01)
-    blind = SpreadCalibration.fit(y, q, LEVELS).apply(q_day, (0.0, None))
-    assert ((y_day >= blind[..., 2]) & (y_day <= blind[..., 14])).mean() < 0.75

@@ -235,7 +235,7 @@ class AutoPQ:
         q_val = problem.quantiles_for(point, "val", self.sampling_std_)
         truth = problem.truth("val")
         if self.calibrate:
-            self.calibration_ = SpreadCalibration.fit(truth, q_val, LEVELS, qf.limits)
+            self.calibration_ = SpreadCalibration.fit(truth, q_val, LEVELS)
         else:
             self.calibration_ = SpreadCalibration.identity(horizon, LEVELS)
         self.val_scores_ = metrics.score(truth, self.calibration_.apply(q_val, qf.limits))
